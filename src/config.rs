@@ -1,0 +1,636 @@
+//! The mapping file: TOML text -> [`Config`], checked, with no I/O beyond
+//! reading the file.
+//!
+//! Every problem is collected and reported at once (unknown keys with their
+//! line, wrong types, bad references), not only the first. Values in the
+//! mapping are never echoed in an error: a misplaced token must not be
+//! printed back.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde::de::IntoDeserializer;
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+use crate::sources::{Kind, SourceConfig, UnknownKey};
+
+/// One problem in the mapping file, with its position when known.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigProblem {
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.line, self.column) {
+            (Some(l), Some(c)) => write!(f, "line {l}, column {c}: {}", self.message),
+            (Some(l), None) => write!(f, "line {l}: {}", self.message),
+            _ => f.write_str(&self.message),
+        }
+    }
+}
+
+/// How a variable's value reaches the child.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Delivery {
+    /// The value itself, in the environment.
+    #[default]
+    Env,
+    /// A path to a 0400 in-memory file holding the value.
+    File,
+}
+
+/// One `[env]` entry as written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EnvEntry {
+    pub what: EnvValue,
+    pub optional: bool,
+    pub delivery: Delivery,
+    /// Byte span of the entry in the mapping, for messages.
+    pub line: Option<usize>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EnvValue {
+    /// A reference, resolved through a source.
+    Ref(String),
+    /// A plain, non-secret value (`{ value = "info" }`).
+    Plain(String),
+}
+
+/// One `[[import]]` entry: every key of a bulk reference.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct Import {
+    #[serde(rename = "ref")]
+    pub reference: String,
+    /// Prepended to every imported name.
+    #[serde(default)]
+    pub prefix: String,
+    /// Replace characters invalid in an environment name by `_` instead of failing.
+    #[serde(default)]
+    pub sanitize: bool,
+    /// A source that cannot be read is skipped with a warning.
+    #[serde(default)]
+    pub optional: bool,
+    /// Import only these keys (as named in the source).
+    #[serde(default)]
+    pub only: Option<Vec<String>>,
+    /// Skip these keys (as named in the source).
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    #[serde(skip)]
+    pub line: Option<usize>,
+}
+
+/// `[profiles.NAME]`: a layer over `[env]` and `[[import]]`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Profile {
+    pub env: BTreeMap<String, EnvEntry>,
+    pub import: Vec<Import>,
+}
+
+/// Top-level settings.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+struct Settings {
+    #[serde(default)]
+    clear_env: bool,
+    #[serde(default)]
+    keep: Option<Vec<String>>,
+    #[serde(default)]
+    protected: Vec<String>,
+    #[serde(default)]
+    allow_protected: Vec<String>,
+    #[serde(default)]
+    pass_credentials: bool,
+    #[serde(default, with = "crate::duration::option")]
+    timeout: Option<Duration>,
+}
+
+/// The mapping, checked for shape; references are bound later by the plan.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Config {
+    pub path: Option<PathBuf>,
+    pub sources: BTreeMap<String, SourceConfig>,
+    pub env: BTreeMap<String, EnvEntry>,
+    pub import: Vec<Import>,
+    pub profiles: BTreeMap<String, Profile>,
+    pub clear_env: bool,
+    pub keep: Option<Vec<String>>,
+    pub protected: Vec<String>,
+    pub allow_protected: Vec<String>,
+    pub pass_credentials: bool,
+    pub timeout: Option<Duration>,
+}
+
+/// Where to look for the mapping when `--config` is not given, in order.
+pub fn discover() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("SECRETEXEC_CONFIG").filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(p));
+    }
+    ["./secretexec.toml", "/etc/secretexec/secretexec.toml"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+}
+
+struct Ctx<'a> {
+    text: &'a str,
+    problems: Vec<ConfigProblem>,
+}
+
+impl Ctx<'_> {
+    fn at(&mut self, span: Option<std::ops::Range<usize>>, message: String) {
+        let (line, column) = match span {
+            Some(s) => {
+                let (l, c) = line_col(self.text, s.start);
+                (Some(l), Some(c))
+            }
+            None => (None, None),
+        };
+        self.problems.push(ConfigProblem {
+            line,
+            column,
+            message,
+        });
+    }
+
+    fn line(&self, offset: usize) -> usize {
+        line_col(self.text, offset).0
+    }
+
+    /// Deserializes `value` into `T`, reporting unknown keys (each with its
+    /// line) and type errors. `context` names the table (`sources.vault`).
+    fn typed<T: serde::de::DeserializeOwned>(
+        &mut self,
+        value: &Spanned<DeValue<'_>>,
+        context: &str,
+        allowed_extra: &[&str],
+    ) -> Option<T> {
+        let mut unknown = Vec::new();
+        let result: Result<T, toml::de::Error> =
+            serde_ignored::deserialize(value.clone().into_deserializer(), |p| {
+                unknown.push(p.to_string())
+            });
+        for key in unknown {
+            if allowed_extra.contains(&key.as_str()) {
+                continue;
+            }
+            let span = find_span(value, &key);
+            self.at(
+                span,
+                format!("unknown key {:?} in {context}", join(context, &key)),
+            );
+        }
+        match result {
+            Ok(v) => Some(v),
+            Err(e) => {
+                let span = e.span().or_else(|| Some(value.span()));
+                self.at(
+                    span,
+                    format!("in {context}: {}", scrub_serde_message(e.message())),
+                );
+                None
+            }
+        }
+    }
+}
+
+fn join(context: &str, key: &str) -> String {
+    if context.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{context}.{key}")
+    }
+}
+
+/// serde messages quote the offending value (`invalid type: string "…"`);
+/// drop the quoted part so a misplaced secret is never echoed.
+fn scrub_serde_message(msg: &str) -> String {
+    let mut out = String::new();
+    let mut rest = msg;
+    while let Some(start) = rest.find(['"', '`']) {
+        let q = rest.as_bytes()[start] as char;
+        out.push_str(&rest[..start]);
+        match rest[start + 1..].find(q) {
+            Some(end) => {
+                out.push_str("(value hidden)");
+                rest = &rest[start + 1 + end + 1..];
+            }
+            None => {
+                rest = &rest[start..];
+                break;
+            }
+        }
+    }
+    out.push_str(rest);
+    // serde names the expected field set with backticks too; those are not values,
+    // but hiding them costs little: the unknown-key report names the key.
+    out.trim().to_owned()
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+/// The span of the key at a dotted `path` (as serde_ignored prints it) inside `value`.
+fn find_span(value: &Spanned<DeValue<'_>>, path: &str) -> Option<std::ops::Range<usize>> {
+    let mut cur = value;
+    let mut span = None;
+    for seg in path.split('.') {
+        match cur.get_ref() {
+            DeValue::Table(t) => {
+                let (k, v) = t.iter().find(|(k, _)| k.get_ref() == seg)?;
+                span = Some(k.span());
+                cur = v;
+            }
+            DeValue::Array(a) => {
+                let v = a.get(seg.parse::<usize>().ok()?)?;
+                span = Some(v.span());
+                cur = v;
+            }
+            _ => return span,
+        }
+    }
+    span
+}
+
+fn as_table<'a, 'i>(v: &'a Spanned<DeValue<'i>>) -> Option<&'a DeTable<'i>> {
+    match v.get_ref() {
+        DeValue::Table(t) => Some(t),
+        _ => None,
+    }
+}
+
+/// Reads and checks the mapping at `path`. Relative paths inside it are
+/// taken relative to its directory.
+pub fn load(path: &Path) -> Result<Config, Vec<ConfigProblem>> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        vec![ConfigProblem {
+            line: None,
+            column: None,
+            message: format!("cannot read {}: {e}", path.display()),
+        }]
+    })?;
+    let mut config = parse(&text)?;
+    let base = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    for source in config.sources.values_mut() {
+        source.rebase(base);
+    }
+    config.path = Some(path.to_owned());
+    Ok(config)
+}
+
+/// Parses mapping text. All problems are returned together.
+pub fn parse(text: &str) -> Result<Config, Vec<ConfigProblem>> {
+    let root = DeTable::parse(text).map_err(|e| {
+        let (line, column) = e
+            .span()
+            .map(|s| line_col(text, s.start))
+            .map_or((None, None), |(l, c)| (Some(l), Some(c)));
+        vec![ConfigProblem {
+            line,
+            column,
+            message: format!("TOML syntax: {}", e.message()),
+        }]
+    })?;
+    let mut cx = Ctx {
+        text,
+        problems: Vec::new(),
+    };
+    let mut config = Config::default();
+    let root_value = Spanned::new(root.span(), DeValue::Table(root.get_ref().clone()));
+
+    if let Some(s) =
+        cx.typed::<Settings>(&root_value, "", &["sources", "env", "import", "profiles"])
+    {
+        config.clear_env = s.clear_env;
+        config.keep = s.keep;
+        config.protected = s.protected;
+        config.allow_protected = s.allow_protected;
+        config.pass_credentials = s.pass_credentials;
+        config.timeout = s.timeout;
+    }
+    let table = root.get_ref();
+
+    if let Some(sources) = table.get("sources") {
+        match as_table(sources) {
+            None => cx.at(
+                Some(sources.span()),
+                "sources must be a table of [sources.NAME] tables".into(),
+            ),
+            Some(t) => {
+                for (name, value) in t {
+                    if let Some(sc) = source_config(&mut cx, name, value) {
+                        config.sources.insert(name.get_ref().to_string(), sc);
+                    }
+                }
+            }
+        }
+    }
+    if let Some(env) = table.get("env") {
+        config.env = env_table(&mut cx, env, "env");
+    }
+    if let Some(import) = table.get("import") {
+        config.import = imports(&mut cx, import, "import");
+    }
+    if let Some(profiles) = table.get("profiles") {
+        match as_table(profiles) {
+            None => cx.at(
+                Some(profiles.span()),
+                "profiles must be a table of [profiles.NAME] tables".into(),
+            ),
+            Some(t) => {
+                for (name, value) in t {
+                    let ctx = format!("profiles.{}", name.get_ref());
+                    let Some(pt) = as_table(value) else {
+                        cx.at(Some(value.span()), format!("{ctx} must be a table"));
+                        continue;
+                    };
+                    let mut profile = Profile::default();
+                    for (k, v) in pt {
+                        match k.get_ref().as_ref() {
+                            "env" => profile.env = env_table(&mut cx, v, &format!("{ctx}.env")),
+                            "import" => {
+                                profile.import = imports(&mut cx, v, &format!("{ctx}.import"))
+                            }
+                            other => cx.at(
+                                Some(k.span()),
+                                format!(
+                                    "unknown key {:?} in {ctx} (a profile holds env and import)",
+                                    format!("{ctx}.{other}")
+                                ),
+                            ),
+                        }
+                    }
+                    config.profiles.insert(name.get_ref().to_string(), profile);
+                }
+            }
+        }
+    }
+    if cx.problems.is_empty() {
+        Ok(config)
+    } else {
+        Err(cx.problems)
+    }
+}
+
+fn source_config(
+    cx: &mut Ctx<'_>,
+    name: &Spanned<std::borrow::Cow<'_, str>>,
+    value: &Spanned<DeValue<'_>>,
+) -> Option<SourceConfig> {
+    let ctx = format!("sources.{}", name.get_ref());
+    if !name
+        .get_ref()
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        || name.get_ref().is_empty()
+    {
+        cx.at(
+            Some(name.span()),
+            format!(
+                "source name {:?}: use letters, digits, _ and -",
+                name.get_ref()
+            ),
+        );
+        return None;
+    }
+    let Some(t) = as_table(value) else {
+        cx.at(Some(value.span()), format!("{ctx} must be a table"));
+        return None;
+    };
+    let kinds = Kind::ALL
+        .iter()
+        .map(|k| k.name())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let kind = match t.get("type").map(|v| v.get_ref()) {
+        Some(DeValue::String(s)) => match Kind::from_name(s) {
+            Some(k) => k,
+            None => {
+                let span = t.get("type").map(|v| v.span());
+                cx.at(
+                    span,
+                    format!("{ctx}: unknown source type {s:?} (supported: {kinds})"),
+                );
+                return None;
+            }
+        },
+        _ => {
+            cx.at(
+                Some(value.span()),
+                format!("{ctx}: missing type = \"...\" (one of: {kinds})"),
+            );
+            return None;
+        }
+    };
+    let mut unknown: Vec<UnknownKey> = Vec::new();
+    let parsed = SourceConfig::from_spanned(kind, value, &mut unknown);
+    for UnknownKey(key) in unknown {
+        if key == "type" {
+            continue;
+        }
+        let span = find_span(value, &key);
+        cx.at(
+            span,
+            format!(
+                "unknown key {:?} for a {} source",
+                format!("{ctx}.{key}"),
+                kind.name()
+            ),
+        );
+    }
+    match parsed {
+        Ok(c) => Some(c),
+        Err((span, message)) => {
+            cx.at(
+                span.or(Some(value.span())),
+                format!("in {ctx}: {}", scrub_serde_message(&message)),
+            );
+            None
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct EnvTableEntry {
+    #[serde(rename = "ref")]
+    reference: Option<String>,
+    value: Option<String>,
+    #[serde(default)]
+    optional: bool,
+    #[serde(default, rename = "as")]
+    delivery: Delivery,
+}
+
+fn env_table(
+    cx: &mut Ctx<'_>,
+    value: &Spanned<DeValue<'_>>,
+    ctx: &str,
+) -> BTreeMap<String, EnvEntry> {
+    let mut out = BTreeMap::new();
+    let Some(t) = as_table(value) else {
+        cx.at(
+            Some(value.span()),
+            format!("{ctx} must be a table of NAME = \"REFERENCE\""),
+        );
+        return out;
+    };
+    for (name, v) in t {
+        let key = name.get_ref().to_string();
+        let here = format!("{ctx}.{key}");
+        let line = Some(cx.line(name.span().start));
+        let entry = match v.get_ref() {
+            DeValue::String(s) => Some(EnvEntry { what: EnvValue::Ref(s.to_string()), optional: false, delivery: Delivery::Env, line }),
+            DeValue::Table(_) => cx.typed::<EnvTableEntry>(v, &here, &[]).and_then(|e| {
+                let what = match (e.reference, e.value) {
+                    (Some(r), None) => EnvValue::Ref(r),
+                    (None, Some(p)) => EnvValue::Plain(p),
+                    _ => {
+                        cx.at(Some(v.span()), format!("{here}: set exactly one of ref = \"SOURCE:LOCATOR\" or value = \"...\""));
+                        return None;
+                    }
+                };
+                if matches!(what, EnvValue::Plain(_)) && e.delivery == Delivery::File {
+                    cx.at(Some(v.span()), format!("{here}: as = \"file\" is for secrets (ref), not plain values"));
+                    return None;
+                }
+                Some(EnvEntry { what, optional: e.optional, delivery: e.delivery, line })
+            }),
+            _ => {
+                cx.at(Some(v.span()), format!("{here}: expected \"SOURCE:LOCATOR\" or a table {{ ref = ..., optional = ... }}"));
+                None
+            }
+        };
+        if let Some(e) = entry {
+            out.insert(key, e);
+        }
+    }
+    out
+}
+
+fn imports(cx: &mut Ctx<'_>, value: &Spanned<DeValue<'_>>, ctx: &str) -> Vec<Import> {
+    let DeValue::Array(items) = value.get_ref() else {
+        cx.at(
+            Some(value.span()),
+            format!("{ctx} must be an array of tables: [[{ctx}]]"),
+        );
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let here = format!("{ctx}[{i}]");
+        if let Some(mut imp) = cx.typed::<Import>(item, &here, &[]) {
+            imp.line = Some(cx.line(item.span().start));
+            out.push(imp);
+        }
+    }
+    out
+}
+
+impl SourceConfig {
+    /// Deserializes a backend's settings from its spanned TOML table.
+    fn from_spanned(
+        kind: Kind,
+        value: &Spanned<DeValue<'_>>,
+        unknown: &mut Vec<UnknownKey>,
+    ) -> Result<SourceConfig, (Option<std::ops::Range<usize>>, String)> {
+        SourceConfig::deserialize_kind(kind, value.clone().into_deserializer(), unknown)
+            .map_err(|e: toml::de::Error| (e.span(), e.message().to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_example_loads() {
+        let c = parse(
+            r#"
+clear_env = true
+keep = ["PATH", "HOME"]
+timeout = "20s"
+[sources.local]
+type = "envfile"
+path = "/etc/app/app.env"
+[env]
+A = "local:A"
+B = { ref = "local:B", optional = true }
+C = { value = "info" }
+D = { ref = "local:D", as = "file" }
+[[import]]
+ref = "local:*"
+prefix = "APP_"
+[profiles.billing]
+env.S = "local:S"
+"#,
+        )
+        .unwrap();
+        assert!(c.clear_env);
+        assert_eq!(c.timeout, Some(Duration::from_secs(20)));
+        assert!(c.env["B"].optional);
+        assert_eq!(c.env["C"].what, EnvValue::Plain("info".into()));
+        assert_eq!(c.env["D"].delivery, Delivery::File);
+        assert_eq!(c.import[0].prefix, "APP_");
+        assert!(c.profiles["billing"].env.contains_key("S"));
+    }
+
+    #[test]
+    fn every_unknown_key_reported_with_its_line() {
+        let problems = parse(
+            "clear_envv = true\n[sources.local]\ntype = \"envfile\"\npath = \"/x\"\npaht = \"/y\"\n[env]\nA = { ref = \"local:A\", optinal = true }\n",
+        )
+        .unwrap_err();
+        let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert_eq!(problems.len(), 3, "{text:?}");
+        assert!(
+            text[0].starts_with("line 1, column 1: unknown key \"clear_envv\""),
+            "{text:?}"
+        );
+        assert!(
+            text.iter()
+                .any(|t| t.starts_with("line 5") && t.contains("sources.local.paht")),
+            "{text:?}"
+        );
+        assert!(
+            text.iter()
+                .any(|t| t.starts_with("line 7") && t.contains("env.A.optinal")),
+            "{text:?}"
+        );
+    }
+
+    #[test]
+    fn type_errors_do_not_echo_values() {
+        let problems =
+            parse("[env]\nA = { ref = \"x:y\", optional = \"hunter2-canary\" }\n").unwrap_err();
+        let text = problems[0].to_string();
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(text.starts_with("line 2"), "{text}");
+    }
+
+    #[test]
+    fn unknown_source_type_is_a_clear_error() {
+        let problems = parse("[sources.x]\ntype = \"consul\"\n").unwrap_err();
+        assert!(
+            problems[0]
+                .message
+                .contains("unknown source type \"consul\""),
+            "{problems:?}"
+        );
+        assert_eq!(problems[0].line, Some(2));
+    }
+}

@@ -1,0 +1,146 @@
+//! The HTTP client shared by the network backends (Vault, Azure Key Vault):
+//! one pooled agent per source, TLS settings, and retry timing.
+//!
+//! Promises: TLS roots are only built when an agent is made (so a mapping with
+//! only local sources never pays for them); every request is bounded by the
+//! source's request timeout and never outlives the resolve deadline; retries
+//! back off exponentially with full jitter and honour `Retry-After`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ureq::tls::{Certificate, ClientCert, PemItem, PrivateKey, RootCerts, TlsConfig};
+
+/// TLS and timeout settings of one source.
+#[derive(Clone, Debug, Default)]
+pub struct HttpSettings {
+    /// Extra CA bundle (PEM) to trust instead of the bundled Mozilla roots.
+    pub ca_cert: Option<PathBuf>,
+    /// Client certificate and key (PEM) for mutual TLS.
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
+    /// Disable certificate verification (`VAULT_SKIP_VERIFY`); callers warn loudly.
+    pub skip_verify: bool,
+    /// Upper bound for one request, connect included.
+    pub request_timeout: Option<Duration>,
+}
+
+/// Builds an agent for one source. Errors name the file that could not be used.
+pub fn agent(settings: &HttpSettings) -> Result<ureq::Agent, String> {
+    let mut tls = TlsConfig::builder();
+    if let Some(ca) = &settings.ca_cert {
+        let certs = read_certs(ca)?;
+        tls = tls.root_certs(RootCerts::Specific(Arc::new(certs)));
+    } else {
+        tls = tls.root_certs(RootCerts::WebPki);
+    }
+    match (&settings.client_cert, &settings.client_key) {
+        (Some(cert), Some(key)) => {
+            let chain = read_certs(cert)?;
+            let key = read_key(key)?;
+            tls = tls.client_cert(Some(ClientCert::new_with_certs(&chain, key)));
+        }
+        (None, None) => {}
+        _ => return Err("client_cert and client_key must be set together".into()),
+    }
+    if settings.skip_verify {
+        tls = tls.disable_verification(true);
+    }
+    let timeout = settings.request_timeout.unwrap_or(Duration::from_secs(30));
+    let config = ureq::Agent::config_builder()
+        .tls_config(tls.build())
+        .http_status_as_error(false)
+        .timeout_global(Some(timeout))
+        .timeout_connect(Some(timeout.min(Duration::from_secs(10))))
+        .max_redirects(0)
+        .user_agent(concat!("secretexec/", env!("CARGO_PKG_VERSION")))
+        .build();
+    Ok(ureq::Agent::new_with_config(config))
+}
+
+fn read_pem(path: &Path) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
+fn read_certs(path: &Path) -> Result<Vec<Certificate<'static>>, String> {
+    let pem = read_pem(path)?;
+    let mut certs = Vec::new();
+    for item in ureq::tls::parse_pem(&pem) {
+        match item {
+            Ok(PemItem::Certificate(c)) => certs.push(c),
+            Ok(_) => {}
+            Err(e) => return Err(format!("{} is not valid PEM: {e}", path.display())),
+        }
+    }
+    if certs.is_empty() {
+        return Err(format!("{} holds no PEM certificate", path.display()));
+    }
+    Ok(certs)
+}
+
+fn read_key(path: &Path) -> Result<PrivateKey<'static>, String> {
+    // A private key is a credential: same checks as any secret file.
+    let bytes = crate::fsperm::read_secret_file(path, false).map_err(|e| e.to_string())?;
+    PrivateKey::from_pem(bytes.expose())
+        .map_err(|e| format!("{} holds no usable PEM private key: {e}", path.display()))
+}
+
+/// Exponential backoff with full jitter, bounded by a deadline.
+#[derive(Debug)]
+pub struct Backoff {
+    attempt: u32,
+    base: Duration,
+    cap: Duration,
+    deadline: Instant,
+}
+
+impl Backoff {
+    pub fn new(deadline: Instant) -> Self {
+        Self {
+            attempt: 0,
+            base: Duration::from_millis(100),
+            cap: Duration::from_secs(5),
+            deadline,
+        }
+    }
+
+    /// How long to wait before the next attempt, or `None` when the next
+    /// attempt could not start before the deadline. `retry_after` (from the
+    /// server) replaces the computed delay when given.
+    pub fn next_delay(&mut self, retry_after: Option<Duration>) -> Option<Duration> {
+        let exp = self
+            .base
+            .saturating_mul(1u32 << self.attempt.min(16))
+            .min(self.cap);
+        self.attempt += 1;
+        let delay = retry_after.unwrap_or_else(|| jitter(exp));
+        let now = Instant::now();
+        (now + delay < self.deadline).then_some(delay)
+    }
+
+    pub fn attempts(&self) -> u32 {
+        self.attempt
+    }
+}
+
+/// A uniformly random duration in [d/2, d].
+fn jitter(d: Duration) -> Duration {
+    let r = crate::random_u64() % 1_000_000;
+    let half = d / 2;
+    half + half.mul_f64(r as f64 / 1_000_000.0)
+}
+
+/// Parses a `Retry-After` header: delay-seconds only (the HTTP-date form is
+/// not sent by Vault or Azure Key Vault).
+pub fn retry_after(resp: &ureq::http::Response<ureq::Body>) -> Option<Duration> {
+    let v = resp.headers().get("retry-after")?.to_str().ok()?;
+    v.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+/// Time left until `deadline`, at least 1 ms so a request can still fail fast.
+pub fn remaining(deadline: Instant) -> Duration {
+    deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_millis(1))
+}

@@ -1,0 +1,213 @@
+//! Secret backends, and the one interface they all implement.
+//!
+//! A backend is configured from a `[sources.NAME]` table (or, for a bare
+//! reference like `envfile:/path#KEY`, from the standard environment), is
+//! asked for **every locator it must serve at once** and answers each one.
+//! Batching lets a backend read a Vault path or decrypt a SOPS file once,
+//! however many variables come from it.
+//!
+//! Adding a backend: a module with a `Config` (serde; no `deny_unknown_fields`:
+//! unknown keys are collected through serde_ignored and all reported at once),
+//! `check_locator` (pure, no I/O), `adhoc` (split a bare reference into a
+//! config and a locator) and a type implementing [`Backend`]; then one variant
+//! in [`Kind`] and its arms below.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Instant;
+
+use crate::secret::Secret;
+
+pub mod envfile;
+
+/// What a backend returns for one locator.
+pub enum Fetched {
+    /// A single value (`vault:secret/app#key`).
+    One(Secret),
+    /// Every key of a bulk locator (`local:*`), in the source's order.
+    Many(Vec<(String, Secret)>),
+}
+
+/// The broad class of a fetch failure; drives exit status and retry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailKind {
+    /// The path, key or field does not exist.
+    NotFound,
+    /// Authenticated, but not allowed.
+    Denied,
+    /// Authentication failed (bad or expired credential).
+    Auth,
+    /// Store unreachable, timed out, sealed, throttled past the deadline.
+    Unavailable,
+    /// Decryption, MAC or integrity failure; malformed data.
+    Corrupt,
+    /// Refused before any I/O: a file permission check, a bad setting.
+    Local,
+}
+
+/// A fetch failure. `message` and `hint` never contain a secret value: they
+/// name paths, keys, fields and status codes only.
+#[derive(Clone, Debug)]
+pub struct FetchError {
+    pub kind: FailKind,
+    pub message: String,
+    /// What the operator should do next, when there is something specific.
+    pub hint: Option<String>,
+}
+
+impl FetchError {
+    pub fn new(kind: FailKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+impl fmt::Display for FetchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)?;
+        if let Some(h) = &self.hint {
+            write!(f, " (hint: {h})")?;
+        }
+        Ok(())
+    }
+}
+
+impl From<crate::fsperm::PermError> for FetchError {
+    fn from(e: crate::fsperm::PermError) -> Self {
+        FetchError::new(FailKind::Local, e.to_string())
+    }
+}
+
+/// What every fetch may rely on.
+#[derive(Clone, Debug)]
+pub struct Context {
+    /// No request may outlive this instant.
+    pub deadline: Instant,
+}
+
+/// One configured secret store.
+pub trait Backend: Send + Sync {
+    /// Answers every locator; `result[i]` answers `locators[i]`. A failure
+    /// shared by all (authentication) is repeated for each. Must return by
+    /// `ctx.deadline`.
+    fn fetch(&self, ctx: &Context, locators: &[&str]) -> Vec<Result<Fetched, FetchError>>;
+
+    /// Names of the environment variables this backend used as bootstrap
+    /// credentials (`VAULT_TOKEN`, `AZURE_CLIENT_SECRET`, …). They are removed
+    /// from the child's environment unless `pass_credentials = true`.
+    fn credential_vars(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Called once after every fetch, before exec: release what the backend
+    /// obtained (revoke a login token). Errors are logged, not fatal.
+    fn finish(&self) {}
+
+    /// One line for `check` and `-v` logs: how the backend authenticated or
+    /// what it read ("token from VAULT_TOKEN", "managed identity"). Never a secret.
+    fn describe(&self) -> Option<String> {
+        None
+    }
+}
+
+/// The backend types, as written in `type = "..."` and bare references.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    Envfile,
+}
+
+impl Kind {
+    pub const ALL: &'static [Kind] = &[Kind::Envfile];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Envfile => "envfile",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Kind> {
+        Kind::ALL.iter().copied().find(|k| k.name() == name)
+    }
+
+    /// Checks a locator's syntax for this backend; no I/O.
+    pub fn check_locator(self, locator: &str) -> Result<(), String> {
+        match self {
+            Kind::Envfile => envfile::check_locator(locator),
+        }
+    }
+
+    /// Splits the part after `TYPE:` of a bare reference into the source's
+    /// settings and the locator within it (`/etc/app.env#KEY` → path, `KEY`).
+    pub fn adhoc(self, rest: &str) -> Result<(SourceConfig, String), String> {
+        match self {
+            Kind::Envfile => envfile::adhoc(rest).map(|(c, l)| (SourceConfig::Envfile(c), l)),
+        }
+    }
+}
+
+/// A source's settings, checked, before any I/O.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SourceConfig {
+    Envfile(envfile::Config),
+}
+
+/// A key of a `[sources.NAME]` table that the backend does not know.
+#[derive(Debug)]
+pub struct UnknownKey(pub String);
+
+impl SourceConfig {
+    /// Builds a backend's settings from its TOML table. Unknown keys
+    /// (including `type`, which the caller has read) are collected, not fatal
+    /// here, so that every one of them is reported at once.
+    pub fn deserialize_kind<'de, D: serde::Deserializer<'de>>(
+        kind: Kind,
+        d: D,
+        unknown: &mut Vec<UnknownKey>,
+    ) -> Result<Self, D::Error> {
+        let mut cb = |p: serde_ignored::Path<'_>| unknown.push(UnknownKey(p.to_string()));
+        Ok(match kind {
+            Kind::Envfile => SourceConfig::Envfile(serde_ignored::deserialize(d, &mut cb)?),
+        })
+    }
+
+    /// Makes relative file paths relative to the mapping file's directory.
+    pub fn rebase(&mut self, base: &std::path::Path) {
+        match self {
+            SourceConfig::Envfile(c) => c.path = base.join(&c.path),
+        }
+    }
+
+    pub fn kind(&self) -> Kind {
+        match self {
+            SourceConfig::Envfile(_) => Kind::Envfile,
+        }
+    }
+
+    /// True if the mapping file itself holds a credential for this source
+    /// (an inline token): the mapping then gets the strict permission check.
+    pub fn holds_inline_credential(&self) -> bool {
+        match self {
+            SourceConfig::Envfile(_) => false,
+        }
+    }
+
+    /// Opens the backend. I/O that every fetch needs (login) may happen here
+    /// or lazily in `fetch`.
+    pub fn open(&self, name: &str) -> Result<Box<dyn Backend>, FetchError> {
+        match self {
+            SourceConfig::Envfile(c) => Ok(Box::new(envfile::EnvFile::new(name, c.clone()))),
+        }
+    }
+}
+
+/// Sources by id: a `[sources]` name, or a synthetic id for a bare reference
+/// (`envfile:/etc/app.env`).
+pub type Sources = BTreeMap<String, SourceConfig>;

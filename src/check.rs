@@ -33,22 +33,10 @@ pub fn table(plan: &Plan, res: &Resolution) -> String {
         .map(|e| {
             [
                 e.name.clone(),
-                if e.source.is_empty() {
-                    "(value)".into()
-                } else {
-                    e.source.clone()
-                },
-                if e.reference.is_empty() {
-                    "-".into()
-                } else {
-                    e.reference.clone()
-                },
+                if e.source.is_empty() { "(value)".into() } else { e.source.clone() },
+                if e.reference.is_empty() { "-".into() } else { e.reference.clone() },
                 status(&e.outcome).into(),
-                if e.optional {
-                    "yes".into()
-                } else {
-                    "no".into()
-                },
+                if e.optional { "yes".into() } else { "no".into() },
             ]
         })
         .collect();
@@ -87,15 +75,9 @@ pub fn table(plan: &Plan, res: &Resolution) -> String {
     }
     let failed = res.failures().count();
     out.push_str(&if failed == 0 {
-        format!(
-            "\n{} variables, all required secrets resolved\n",
-            res.entries.len()
-        )
+        format!("\n{} variables, all required secrets resolved\n", res.entries.len())
     } else {
-        format!(
-            "\n{} variables, {failed} required secret(s) did not resolve\n",
-            res.entries.len()
-        )
+        format!("\n{} variables, {failed} required secret(s) did not resolve\n", res.entries.len())
     });
     crate::redact::scrub(&out)
 }

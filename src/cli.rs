@@ -57,12 +57,7 @@ pub struct Common {
     pub profile: Vec<String>,
 
     /// Map one variable ad hoc, e.g. -e DB_URL=vault:secret/app#db_url (repeatable; overrides the mapping).
-    #[arg(
-        short = 'e',
-        long = "env",
-        value_name = "NAME=REFERENCE",
-        global = true
-    )]
+    #[arg(short = 'e', long = "env", value_name = "NAME=REFERENCE", global = true)]
     pub env: Vec<String>,
 
     /// Import every key of a 0600 env file, ad hoc (repeatable).
@@ -150,17 +145,8 @@ mod tests {
 
     #[test]
     fn exec_form_takes_everything_after_the_command() {
-        let cli = Cli::try_parse_from([
-            "secretexec",
-            "-e",
-            "A=local:A",
-            "--",
-            "ls",
-            "-la",
-            "--",
-            "x",
-        ])
-        .unwrap();
+        let cli =
+            Cli::try_parse_from(["secretexec", "-e", "A=local:A", "--", "ls", "-la", "--", "x"]).unwrap();
         assert_eq!(cli.argv, ["ls", "-la", "--", "x"]);
         let cli = Cli::try_parse_from(["secretexec", "env", "-0"]).unwrap();
         assert_eq!(cli.argv, ["env", "-0"]);
@@ -169,13 +155,9 @@ mod tests {
 
     #[test]
     fn subcommands_take_common_options_anywhere() {
-        let cli = Cli::try_parse_from(["secretexec", "-c", "x.toml", "check", "--json", "-p", "a"])
-            .unwrap();
+        let cli = Cli::try_parse_from(["secretexec", "-c", "x.toml", "check", "--json", "-p", "a"]).unwrap();
         assert!(matches!(cli.command, Some(Command::Check { json: true })));
-        assert_eq!(
-            cli.common.config.as_deref(),
-            Some(std::path::Path::new("x.toml"))
-        );
+        assert_eq!(cli.common.config.as_deref(), Some(std::path::Path::new("x.toml")));
         assert_eq!(cli.common.profile, ["a"]);
         let cli = Cli::try_parse_from(["secretexec", "--", "check"]).unwrap();
         assert_eq!(cli.argv, ["check"], "-- makes check a program name");

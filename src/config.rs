@@ -134,10 +134,7 @@ pub fn discover() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("SECRETEXEC_CONFIG").filter(|p| !p.is_empty()) {
         return Some(PathBuf::from(p));
     }
-    ["./secretexec.toml", "/etc/secretexec/secretexec.toml"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
+    ["./secretexec.toml", "/etc/secretexec/secretexec.toml"].iter().map(PathBuf::from).find(|p| p.exists())
 }
 
 struct Ctx<'a> {
@@ -154,11 +151,7 @@ impl Ctx<'_> {
             }
             None => (None, None),
         };
-        self.problems.push(ConfigProblem {
-            line,
-            column,
-            message,
-        });
+        self.problems.push(ConfigProblem { line, column, message });
     }
 
     fn line(&self, offset: usize) -> usize {
@@ -175,27 +168,19 @@ impl Ctx<'_> {
     ) -> Option<T> {
         let mut unknown = Vec::new();
         let result: Result<T, toml::de::Error> =
-            serde_ignored::deserialize(value.clone().into_deserializer(), |p| {
-                unknown.push(p.to_string())
-            });
+            serde_ignored::deserialize(value.clone().into_deserializer(), |p| unknown.push(p.to_string()));
         for key in unknown {
             if allowed_extra.contains(&key.as_str()) {
                 continue;
             }
             let span = find_span(value, &key);
-            self.at(
-                span,
-                format!("unknown key {:?} in {context}", join(context, &key)),
-            );
+            self.at(span, format!("unknown key {:?} in {context}", join(context, &key)));
         }
         match result {
             Ok(v) => Some(v),
             Err(e) => {
                 let span = e.span().or_else(|| Some(value.span()));
-                self.at(
-                    span,
-                    format!("in {context}: {}", scrub_serde_message(e.message())),
-                );
+                self.at(span, format!("in {context}: {}", scrub_serde_message(e.message())));
                 None
             }
         }
@@ -203,11 +188,7 @@ impl Ctx<'_> {
 }
 
 fn join(context: &str, key: &str) -> String {
-    if context.is_empty() {
-        key.to_owned()
-    } else {
-        format!("{context}.{key}")
-    }
+    if context.is_empty() { key.to_owned() } else { format!("{context}.{key}") }
 }
 
 /// serde messages quote the offending value (`invalid type: string "…"`);
@@ -282,10 +263,7 @@ pub fn load(path: &Path) -> Result<Config, Vec<ConfigProblem>> {
         }]
     })?;
     let mut config = parse(&text)?;
-    let base = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     for source in config.sources.values_mut() {
         source.rebase(base);
     }
@@ -296,26 +274,15 @@ pub fn load(path: &Path) -> Result<Config, Vec<ConfigProblem>> {
 /// Parses mapping text. All problems are returned together.
 pub fn parse(text: &str) -> Result<Config, Vec<ConfigProblem>> {
     let root = DeTable::parse(text).map_err(|e| {
-        let (line, column) = e
-            .span()
-            .map(|s| line_col(text, s.start))
-            .map_or((None, None), |(l, c)| (Some(l), Some(c)));
-        vec![ConfigProblem {
-            line,
-            column,
-            message: format!("TOML syntax: {}", e.message()),
-        }]
+        let (line, column) =
+            e.span().map(|s| line_col(text, s.start)).map_or((None, None), |(l, c)| (Some(l), Some(c)));
+        vec![ConfigProblem { line, column, message: format!("TOML syntax: {}", e.message()) }]
     })?;
-    let mut cx = Ctx {
-        text,
-        problems: Vec::new(),
-    };
+    let mut cx = Ctx { text, problems: Vec::new() };
     let mut config = Config::default();
     let root_value = Spanned::new(root.span(), DeValue::Table(root.get_ref().clone()));
 
-    if let Some(s) =
-        cx.typed::<Settings>(&root_value, "", &["sources", "env", "import", "profiles"])
-    {
+    if let Some(s) = cx.typed::<Settings>(&root_value, "", &["sources", "env", "import", "profiles"]) {
         config.clear_env = s.clear_env;
         config.keep = s.keep;
         config.protected = s.protected;
@@ -327,10 +294,7 @@ pub fn parse(text: &str) -> Result<Config, Vec<ConfigProblem>> {
 
     if let Some(sources) = table.get("sources") {
         match as_table(sources) {
-            None => cx.at(
-                Some(sources.span()),
-                "sources must be a table of [sources.NAME] tables".into(),
-            ),
+            None => cx.at(Some(sources.span()), "sources must be a table of [sources.NAME] tables".into()),
             Some(t) => {
                 for (name, value) in t {
                     if let Some(sc) = source_config(&mut cx, name, value) {
@@ -348,10 +312,7 @@ pub fn parse(text: &str) -> Result<Config, Vec<ConfigProblem>> {
     }
     if let Some(profiles) = table.get("profiles") {
         match as_table(profiles) {
-            None => cx.at(
-                Some(profiles.span()),
-                "profiles must be a table of [profiles.NAME] tables".into(),
-            ),
+            None => cx.at(Some(profiles.span()), "profiles must be a table of [profiles.NAME] tables".into()),
             Some(t) => {
                 for (name, value) in t {
                     let ctx = format!("profiles.{}", name.get_ref());
@@ -363,9 +324,7 @@ pub fn parse(text: &str) -> Result<Config, Vec<ConfigProblem>> {
                     for (k, v) in pt {
                         match k.get_ref().as_ref() {
                             "env" => profile.env = env_table(&mut cx, v, &format!("{ctx}.env")),
-                            "import" => {
-                                profile.import = imports(&mut cx, v, &format!("{ctx}.import"))
-                            }
+                            "import" => profile.import = imports(&mut cx, v, &format!("{ctx}.import")),
                             other => cx.at(
                                 Some(k.span()),
                                 format!(
@@ -380,11 +339,7 @@ pub fn parse(text: &str) -> Result<Config, Vec<ConfigProblem>> {
             }
         }
     }
-    if cx.problems.is_empty() {
-        Ok(config)
-    } else {
-        Err(cx.problems)
-    }
+    if cx.problems.is_empty() { Ok(config) } else { Err(cx.problems) }
 }
 
 fn source_config(
@@ -393,47 +348,28 @@ fn source_config(
     value: &Spanned<DeValue<'_>>,
 ) -> Option<SourceConfig> {
     let ctx = format!("sources.{}", name.get_ref());
-    if !name
-        .get_ref()
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    if !name.get_ref().bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
         || name.get_ref().is_empty()
     {
-        cx.at(
-            Some(name.span()),
-            format!(
-                "source name {:?}: use letters, digits, _ and -",
-                name.get_ref()
-            ),
-        );
+        cx.at(Some(name.span()), format!("source name {:?}: use letters, digits, _ and -", name.get_ref()));
         return None;
     }
     let Some(t) = as_table(value) else {
         cx.at(Some(value.span()), format!("{ctx} must be a table"));
         return None;
     };
-    let kinds = Kind::ALL
-        .iter()
-        .map(|k| k.name())
-        .collect::<Vec<_>>()
-        .join(", ");
+    let kinds = Kind::ALL.iter().map(|k| k.name()).collect::<Vec<_>>().join(", ");
     let kind = match t.get("type").map(|v| v.get_ref()) {
         Some(DeValue::String(s)) => match Kind::from_name(s) {
             Some(k) => k,
             None => {
                 let span = t.get("type").map(|v| v.span());
-                cx.at(
-                    span,
-                    format!("{ctx}: unknown source type {s:?} (supported: {kinds})"),
-                );
+                cx.at(span, format!("{ctx}: unknown source type {s:?} (supported: {kinds})"));
                 return None;
             }
         },
         _ => {
-            cx.at(
-                Some(value.span()),
-                format!("{ctx}: missing type = \"...\" (one of: {kinds})"),
-            );
+            cx.at(Some(value.span()), format!("{ctx}: missing type = \"...\" (one of: {kinds})"));
             return None;
         }
     };
@@ -444,22 +380,12 @@ fn source_config(
             continue;
         }
         let span = find_span(value, &key);
-        cx.at(
-            span,
-            format!(
-                "unknown key {:?} for a {} source",
-                format!("{ctx}.{key}"),
-                kind.name()
-            ),
-        );
+        cx.at(span, format!("unknown key {:?} for a {} source", format!("{ctx}.{key}"), kind.name()));
     }
     match parsed {
         Ok(c) => Some(c),
         Err((span, message)) => {
-            cx.at(
-                span.or(Some(value.span())),
-                format!("in {ctx}: {}", scrub_serde_message(&message)),
-            );
+            cx.at(span.or(Some(value.span())), format!("in {ctx}: {}", scrub_serde_message(&message)));
             None
         }
     }
@@ -476,17 +402,10 @@ struct EnvTableEntry {
     delivery: Delivery,
 }
 
-fn env_table(
-    cx: &mut Ctx<'_>,
-    value: &Spanned<DeValue<'_>>,
-    ctx: &str,
-) -> BTreeMap<String, EnvEntry> {
+fn env_table(cx: &mut Ctx<'_>, value: &Spanned<DeValue<'_>>, ctx: &str) -> BTreeMap<String, EnvEntry> {
     let mut out = BTreeMap::new();
     let Some(t) = as_table(value) else {
-        cx.at(
-            Some(value.span()),
-            format!("{ctx} must be a table of NAME = \"REFERENCE\""),
-        );
+        cx.at(Some(value.span()), format!("{ctx} must be a table of NAME = \"REFERENCE\""));
         return out;
     };
     for (name, v) in t {
@@ -494,24 +413,38 @@ fn env_table(
         let here = format!("{ctx}.{key}");
         let line = Some(cx.line(name.span().start));
         let entry = match v.get_ref() {
-            DeValue::String(s) => Some(EnvEntry { what: EnvValue::Ref(s.to_string()), optional: false, delivery: Delivery::Env, line }),
+            DeValue::String(s) => Some(EnvEntry {
+                what: EnvValue::Ref(s.to_string()),
+                optional: false,
+                delivery: Delivery::Env,
+                line,
+            }),
             DeValue::Table(_) => cx.typed::<EnvTableEntry>(v, &here, &[]).and_then(|e| {
                 let what = match (e.reference, e.value) {
                     (Some(r), None) => EnvValue::Ref(r),
                     (None, Some(p)) => EnvValue::Plain(p),
                     _ => {
-                        cx.at(Some(v.span()), format!("{here}: set exactly one of ref = \"SOURCE:LOCATOR\" or value = \"...\""));
+                        cx.at(
+                            Some(v.span()),
+                            format!("{here}: set exactly one of ref = \"SOURCE:LOCATOR\" or value = \"...\""),
+                        );
                         return None;
                     }
                 };
                 if matches!(what, EnvValue::Plain(_)) && e.delivery == Delivery::File {
-                    cx.at(Some(v.span()), format!("{here}: as = \"file\" is for secrets (ref), not plain values"));
+                    cx.at(
+                        Some(v.span()),
+                        format!("{here}: as = \"file\" is for secrets (ref), not plain values"),
+                    );
                     return None;
                 }
                 Some(EnvEntry { what, optional: e.optional, delivery: e.delivery, line })
             }),
             _ => {
-                cx.at(Some(v.span()), format!("{here}: expected \"SOURCE:LOCATOR\" or a table {{ ref = ..., optional = ... }}"));
+                cx.at(
+                    Some(v.span()),
+                    format!("{here}: expected \"SOURCE:LOCATOR\" or a table {{ ref = ..., optional = ... }}"),
+                );
                 None
             }
         };
@@ -524,10 +457,7 @@ fn env_table(
 
 fn imports(cx: &mut Ctx<'_>, value: &Spanned<DeValue<'_>>, ctx: &str) -> Vec<Import> {
     let DeValue::Array(items) = value.get_ref() else {
-        cx.at(
-            Some(value.span()),
-            format!("{ctx} must be an array of tables: [[{ctx}]]"),
-        );
+        cx.at(Some(value.span()), format!("{ctx} must be an array of tables: [[{ctx}]]"));
         return Vec::new();
     };
     let mut out = Vec::new();
@@ -597,26 +527,14 @@ env.S = "local:S"
         .unwrap_err();
         let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
         assert_eq!(problems.len(), 3, "{text:?}");
-        assert!(
-            text[0].starts_with("line 1, column 1: unknown key \"clear_envv\""),
-            "{text:?}"
-        );
-        assert!(
-            text.iter()
-                .any(|t| t.starts_with("line 5") && t.contains("sources.local.paht")),
-            "{text:?}"
-        );
-        assert!(
-            text.iter()
-                .any(|t| t.starts_with("line 7") && t.contains("env.A.optinal")),
-            "{text:?}"
-        );
+        assert!(text[0].starts_with("line 1, column 1: unknown key \"clear_envv\""), "{text:?}");
+        assert!(text.iter().any(|t| t.starts_with("line 5") && t.contains("sources.local.paht")), "{text:?}");
+        assert!(text.iter().any(|t| t.starts_with("line 7") && t.contains("env.A.optinal")), "{text:?}");
     }
 
     #[test]
     fn type_errors_do_not_echo_values() {
-        let problems =
-            parse("[env]\nA = { ref = \"x:y\", optional = \"hunter2-canary\" }\n").unwrap_err();
+        let problems = parse("[env]\nA = { ref = \"x:y\", optional = \"hunter2-canary\" }\n").unwrap_err();
         let text = problems[0].to_string();
         assert!(!text.contains("hunter2"), "{text}");
         assert!(text.starts_with("line 2"), "{text}");
@@ -625,12 +543,7 @@ env.S = "local:S"
     #[test]
     fn unknown_source_type_is_a_clear_error() {
         let problems = parse("[sources.x]\ntype = \"consul\"\n").unwrap_err();
-        assert!(
-            problems[0]
-                .message
-                .contains("unknown source type \"consul\""),
-            "{problems:?}"
-        );
+        assert!(problems[0].message.contains("unknown source type \"consul\""), "{problems:?}");
         assert_eq!(problems[0].line, Some(2));
     }
 }

@@ -58,11 +58,7 @@ pub fn parse(input: &[u8]) -> Result<Vec<(String, Secret)>, ParseError> {
         text.push(input[i]);
         i += 1;
     }
-    let mut p = Parser {
-        s: &text,
-        pos: 0,
-        line: 1,
-    };
+    let mut p = Parser { s: &text, pos: 0, line: 1 };
     let mut out: Vec<(String, Secret)> = Vec::new();
     while let Some((key, value)) = p.entry()? {
         match out.iter_mut().find(|(k, _)| *k == key) {
@@ -108,10 +104,7 @@ impl Parser<'_> {
     }
 
     fn err(&self, what: impl Into<String>) -> ParseError {
-        ParseError {
-            line: self.line,
-            what: what.into(),
-        }
+        ParseError { line: self.line, what: what.into() }
     }
 
     /// After a value: only blanks, then a comment or the end of the line.
@@ -127,9 +120,7 @@ impl Parser<'_> {
                 self.skip_line();
                 Ok(())
             }
-            Some(_) => Err(self.err(format!(
-                "unexpected characters after the closing quote of {key}"
-            ))),
+            Some(_) => Err(self.err(format!("unexpected characters after the closing quote of {key}"))),
         }
     }
 
@@ -145,8 +136,7 @@ impl Parser<'_> {
                 Some(_) => break,
             }
         }
-        if self.s[self.pos..].starts_with(b"export")
-            && self.s.get(self.pos + 6).is_some_and(|&b| is_blank(b))
+        if self.s[self.pos..].starts_with(b"export") && self.s.get(self.pos + 6).is_some_and(|&b| is_blank(b))
         {
             self.pos += 6;
             self.skip_blanks();
@@ -158,8 +148,8 @@ impl Parser<'_> {
         if self.pos == start {
             return Err(self.err("expected a variable name (letters, digits, _ . -)"));
         }
-        let key = String::from_utf8(self.s[start..self.pos].to_vec())
-            .expect("key bytes are ASCII by is_key_byte");
+        let key =
+            String::from_utf8(self.s[start..self.pos].to_vec()).expect("key bytes are ASCII by is_key_byte");
         self.skip_blanks();
         if self.peek() != Some(b'=') {
             return Err(self.err(format!("expected '=' after {key}")));
@@ -254,10 +244,7 @@ impl Parser<'_> {
 
 /// True if `value` can be written unquoted and read back unchanged.
 fn is_plain(value: &[u8]) -> bool {
-    !value.is_empty()
-        && value
-            .iter()
-            .all(|&b| b.is_ascii_alphanumeric() || b"_-./:@+,=%^~".contains(&b))
+    !value.is_empty() && value.iter().all(|&b| b.is_ascii_alphanumeric() || b"_-./:@+,=%^~".contains(&b))
 }
 
 /// Appends `KEY=value` in the form [`parse`] reads back byte-for-byte:
@@ -269,10 +256,7 @@ pub fn write_entry(out: &mut Vec<u8>, key: &str, value: &[u8]) {
     if value.is_empty() {
     } else if is_plain(value) {
         out.extend_from_slice(value);
-    } else if !value
-        .iter()
-        .any(|&b| b == b'\'' || b == b'\n' || b == b'\r')
-    {
+    } else if !value.iter().any(|&b| b == b'\'' || b == b'\n' || b == b'\r') {
         out.push(b'\'');
         out.extend_from_slice(value);
         out.push(b'\'');

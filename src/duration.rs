@@ -4,9 +4,7 @@ use std::time::Duration;
 
 /// Parses a duration; an error says what is accepted, never echoes more than the input.
 pub fn parse(s: &str) -> Result<Duration, String> {
-    let bad = || {
-        format!("invalid duration {s:?}: use a number with a unit, e.g. 500ms, 30s, 5m, 1h, 1m30s")
-    };
+    let bad = || format!("invalid duration {s:?}: use a number with a unit, e.g. 500ms, 30s, 5m, 1h, 1m30s");
     let s = s.trim();
     if s.is_empty() {
         return Err(bad());
@@ -14,17 +12,13 @@ pub fn parse(s: &str) -> Result<Duration, String> {
     let mut total = Duration::ZERO;
     let mut rest = s;
     while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
         if digits == 0 {
             return Err(bad());
         }
         let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
         rest = &rest[digits..];
-        let unit = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
+        let unit = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
         let d = match &rest[..unit] {
             "ms" => Duration::from_millis(n),
             "s" => Duration::from_secs(n),
@@ -45,8 +39,7 @@ pub mod option {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
         let s: Option<String> = Option::deserialize(d)?;
-        s.map(|s| super::parse(&s).map_err(serde::de::Error::custom))
-            .transpose()
+        s.map(|s| super::parse(&s).map_err(serde::de::Error::custom)).transpose()
     }
 }
 

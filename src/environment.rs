@@ -28,8 +28,7 @@ pub struct Envp {
 impl Envp {
     /// Pointers for `execve`, valid while `self` lives.
     pub fn pointers(&self) -> Vec<*const libc::c_char> {
-        let mut v: Vec<*const libc::c_char> =
-            self.entries.iter().map(|e| e.as_ptr().cast()).collect();
+        let mut v: Vec<*const libc::c_char> = self.entries.iter().map(|e| e.as_ptr().cast()).collect();
         v.push(std::ptr::null());
         v
     }
@@ -80,10 +79,7 @@ pub fn assemble<'a>(
         vars.push((k, Item::Inherited(v)));
     }
     for (name, value) in res.values() {
-        match vars
-            .iter_mut()
-            .find(|(k, _)| k.as_bytes() == name.as_bytes())
-        {
+        match vars.iter_mut().find(|(k, _)| k.as_bytes() == name.as_bytes()) {
             Some(slot) => slot.1 = Item::Resolved(value),
             None => vars.push((OsString::from(name), Item::Resolved(value))),
         }
@@ -94,10 +90,7 @@ pub fn assemble<'a>(
 /// Builds the `envp`; `as = "file"` values become sealed memfds whose path
 /// (`/proc/self/fd/N`) is the variable's value.
 pub fn materialize(vars: &[(OsString, Item<'_>)]) -> std::io::Result<Envp> {
-    let mut envp = Envp {
-        entries: Vec::with_capacity(vars.len()),
-        files: Vec::new(),
-    };
+    let mut envp = Envp { entries: Vec::with_capacity(vars.len()), files: Vec::new() };
     for (name, item) in vars {
         let mut e = Zeroizing::new(Vec::new());
         e.extend_from_slice(name.as_bytes());
@@ -123,8 +116,8 @@ pub fn materialize(vars: &[(OsString, Item<'_>)]) -> std::io::Result<Envp> {
 
 /// A sealed, read-only in-memory file holding `content`, inherited across exec.
 fn memfd_with(name: &[u8], content: &[u8]) -> std::io::Result<OwnedFd> {
-    let cname = CString::new([b"secretexec:", name].concat())
-        .map_err(|_| std::io::Error::other("NUL in name"))?;
+    let cname =
+        CString::new([b"secretexec:", name].concat()).map_err(|_| std::io::Error::other("NUL in name"))?;
     // SAFETY: cname is a valid C string; flags are valid memfd flags.
     let fd = unsafe { libc::memfd_create(cname.as_ptr(), libc::MFD_ALLOW_SEALING) };
     if fd < 0 {

@@ -55,9 +55,7 @@ impl Error {
             Error::CommandNotFound { .. } => EXIT_NOT_FOUND,
             Error::NotExecutable { .. } => EXIT_NOT_EXECUTABLE,
             Error::CheckFailed => 1,
-            Error::Usage(_) | Error::Plan { .. } | Error::Resolve(_) | Error::Io { .. } => {
-                EXIT_FAILURE
-            }
+            Error::Usage(_) | Error::Plan { .. } | Error::Resolve(_) | Error::Io { .. } => EXIT_FAILURE,
         }
     }
 }
@@ -69,17 +67,12 @@ impl fmt::Display for Error {
             Error::Plan { path, problems } => {
                 let n = problems.len();
                 match path {
-                    Some(p) => write!(
-                        f,
-                        "{} has {n} problem{}:",
-                        p.display(),
-                        if n == 1 { "" } else { "s" }
-                    )?,
-                    None => write!(
-                        f,
-                        "{n} problem{} with the mapping flags:",
-                        if n == 1 { "" } else { "s" }
-                    )?,
+                    Some(p) => {
+                        write!(f, "{} has {n} problem{}:", p.display(), if n == 1 { "" } else { "s" })?
+                    }
+                    None => {
+                        write!(f, "{n} problem{} with the mapping flags:", if n == 1 { "" } else { "s" })?
+                    }
                 }
                 for p in problems {
                     write!(f, "\n  {}", p.to_string().replace('\n', "\n  "))?;
@@ -94,21 +87,13 @@ impl fmt::Display for Error {
                     if n == 1 { "" } else { "s" }
                 )?;
                 for u in failures {
-                    write!(
-                        f,
-                        "\n  {} ({} from source {}): {}",
-                        u.name, u.reference, u.source, u.error
-                    )?;
+                    write!(f, "\n  {} ({} from source {}): {}", u.name, u.reference, u.source, u.error)?;
                 }
                 Ok(())
             }
             Error::Io { about, err } => write!(f, "{about}: {err}"),
             Error::CommandNotFound { program } => {
-                write!(
-                    f,
-                    "{}: command not found (looked up on the child's PATH)",
-                    program.to_string_lossy()
-                )
+                write!(f, "{}: command not found (looked up on the child's PATH)", program.to_string_lossy())
             }
             Error::NotExecutable { path, err } => {
                 write!(f, "{}: cannot execute: {err}", path.to_string_lossy())

@@ -18,27 +18,11 @@ use crate::secret::Secret;
 /// the exact command that fixes it.
 #[derive(Debug)]
 pub enum PermError {
-    Io {
-        path: PathBuf,
-        err: std::io::Error,
-    },
-    Symlink {
-        path: PathBuf,
-    },
-    NotRegular {
-        path: PathBuf,
-        what: &'static str,
-    },
-    Owner {
-        path: PathBuf,
-        uid: u32,
-        euid: u32,
-    },
-    Mode {
-        path: PathBuf,
-        mode: u32,
-        owner: u32,
-    },
+    Io { path: PathBuf, err: std::io::Error },
+    Symlink { path: PathBuf },
+    NotRegular { path: PathBuf, what: &'static str },
+    Owner { path: PathBuf, uid: u32, euid: u32 },
+    Mode { path: PathBuf, mode: u32, owner: u32 },
 }
 
 impl fmt::Display for PermError {
@@ -93,9 +77,7 @@ fn access_words(mode: u32) -> &'static str {
 
 fn shell_path(path: &Path) -> String {
     let s = path.display().to_string();
-    if s.bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"/._-+,:@".contains(&b))
-    {
+    if s.bytes().all(|b| b.is_ascii_alphanumeric() || b"/._-+,:@".contains(&b)) {
         s
     } else {
         format!("'{}'", s.replace('\'', r"'\''"))
@@ -118,15 +100,7 @@ fn user_name(uid: u32) -> Option<String> {
     };
     let mut result: *mut libc::passwd = std::ptr::null_mut();
     // SAFETY: every pointer is valid for the call; buf outlives the use of pwd's fields.
-    let rc = unsafe {
-        libc::getpwuid_r(
-            uid,
-            &mut pwd,
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            &mut result,
-        )
-    };
+    let rc = unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr().cast(), buf.len(), &mut result) };
     if rc != 0 || result.is_null() {
         return None;
     }
@@ -142,10 +116,7 @@ pub fn euid() -> u32 {
 
 /// Opens `path` for reading after the strict checks.
 pub fn open_secret_file(path: &Path, follow_symlinks: bool) -> Result<File, PermError> {
-    let io = |err| PermError::Io {
-        path: path.to_owned(),
-        err,
-    };
+    let io = |err| PermError::Io { path: path.to_owned(), err };
     let mut opts = std::fs::OpenOptions::new();
     opts.read(true);
     if !follow_symlinks {
@@ -156,9 +127,7 @@ pub fn open_secret_file(path: &Path, follow_symlinks: bool) -> Result<File, Perm
     let file = match opts.open(path) {
         Ok(f) => f,
         Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
-            return Err(PermError::Symlink {
-                path: path.to_owned(),
-            });
+            return Err(PermError::Symlink { path: path.to_owned() });
         }
         Err(e) => return Err(io(e)),
     };
@@ -172,25 +141,14 @@ pub fn open_secret_file(path: &Path, follow_symlinks: bool) -> Result<File, Perm
         } else {
             "special file (fifo, socket or device)"
         };
-        return Err(PermError::NotRegular {
-            path: path.to_owned(),
-            what,
-        });
+        return Err(PermError::NotRegular { path: path.to_owned(), what });
     }
     let euid = euid();
     if meta.uid() != euid && meta.uid() != 0 {
-        return Err(PermError::Owner {
-            path: path.to_owned(),
-            uid: meta.uid(),
-            euid,
-        });
+        return Err(PermError::Owner { path: path.to_owned(), uid: meta.uid(), euid });
     }
     if meta.mode() & 0o077 != 0 {
-        return Err(PermError::Mode {
-            path: path.to_owned(),
-            mode: meta.mode(),
-            owner: meta.uid(),
-        });
+        return Err(PermError::Mode { path: path.to_owned(), mode: meta.mode(), owner: meta.uid() });
     }
     Ok(file)
 }
@@ -201,10 +159,7 @@ pub fn read_secret_file(path: &Path, follow_symlinks: bool) -> Result<Secret, Pe
     let len = file.metadata().map(|m| m.len() as usize).unwrap_or(0);
     // Read into a buffer sized up front so no reallocation leaves copies behind.
     let mut buf = zeroize::Zeroizing::new(Vec::with_capacity(len + 1));
-    file.read_to_end(&mut buf).map_err(|err| PermError::Io {
-        path: path.to_owned(),
-        err,
-    })?;
+    file.read_to_end(&mut buf).map_err(|err| PermError::Io { path: path.to_owned(), err })?;
     Ok(Secret::new(std::mem::take(&mut *buf)))
 }
 
@@ -234,10 +189,7 @@ mod tests {
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
         let l = dir.path().join("link");
         std::os::unix::fs::symlink(&p, &l).unwrap();
-        assert!(matches!(
-            read_secret_file(&l, false),
-            Err(PermError::Symlink { .. })
-        ));
+        assert!(matches!(read_secret_file(&l, false), Err(PermError::Symlink { .. })));
         assert!(read_secret_file(&l, true).is_ok());
     }
 }

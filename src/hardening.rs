@@ -12,16 +12,10 @@ pub struct SavedLimits {
 /// Disables core dumps for this process. Idempotent; failures are ignored
 /// (a container may forbid prctl), the soft limit alone still applies.
 pub fn lock_down() -> SavedLimits {
-    let mut core = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
+    let mut core = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: getrlimit writes into the struct we pass.
     unsafe { libc::getrlimit(libc::RLIMIT_CORE, &mut core) };
-    let zero = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: core.rlim_max,
-    };
+    let zero = libc::rlimit { rlim_cur: 0, rlim_max: core.rlim_max };
     // SAFETY: plain syscalls with valid arguments; only the soft limit is
     // lowered so it can be restored for the child without privileges.
     unsafe {

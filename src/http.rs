@@ -97,22 +97,14 @@ pub struct Backoff {
 
 impl Backoff {
     pub fn new(deadline: Instant) -> Self {
-        Self {
-            attempt: 0,
-            base: Duration::from_millis(100),
-            cap: Duration::from_secs(5),
-            deadline,
-        }
+        Self { attempt: 0, base: Duration::from_millis(100), cap: Duration::from_secs(5), deadline }
     }
 
     /// How long to wait before the next attempt, or `None` when the next
     /// attempt could not start before the deadline. `retry_after` (from the
     /// server) replaces the computed delay when given.
     pub fn next_delay(&mut self, retry_after: Option<Duration>) -> Option<Duration> {
-        let exp = self
-            .base
-            .saturating_mul(1u32 << self.attempt.min(16))
-            .min(self.cap);
+        let exp = self.base.saturating_mul(1u32 << self.attempt.min(16)).min(self.cap);
         self.attempt += 1;
         let delay = retry_after.unwrap_or_else(|| jitter(exp));
         let now = Instant::now();
@@ -140,7 +132,5 @@ pub fn retry_after(resp: &ureq::http::Response<ureq::Body>) -> Option<Duration> 
 
 /// Time left until `deadline`, at least 1 ms so a request can still fail fast.
 pub fn remaining(deadline: Instant) -> Duration {
-    deadline
-        .saturating_duration_since(Instant::now())
-        .max(Duration::from_millis(1))
+    deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1))
 }

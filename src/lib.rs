@@ -41,10 +41,7 @@ pub fn random_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos(),
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos(),
     );
     h.finish()
 }
@@ -83,10 +80,7 @@ fn install_panic_hook() {
             .map(|s| (*s).to_owned())
             .or_else(|| info.payload().downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "(no message)".into());
-        let at = info
-            .location()
-            .map(|l| format!(" at {}:{}", l.file(), l.line()))
-            .unwrap_or_default();
+        let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
         error!("internal error{at}: {msg}; please report this bug");
     }));
 }
@@ -103,17 +97,9 @@ fn execute(cli: Cli, limits: &hardening::SavedLimits) -> Result<i32, Error> {
     report_skipped(&res);
     match cli.command {
         Some(Command::Check { json }) => {
-            let text = if json {
-                check::json(&plan, &res)
-            } else {
-                check::table(&plan, &res)
-            };
+            let text = if json { check::json(&plan, &res) } else { check::table(&plan, &res) };
             let _ = std::io::stdout().lock().write_all(text.as_bytes());
-            if res.is_ok() {
-                Ok(0)
-            } else {
-                Err(Error::CheckFailed)
-            }
+            if res.is_ok() { Ok(0) } else { Err(Error::CheckFailed) }
         }
         Some(Command::Render { format, output }) => {
             require_all(&res)?;
@@ -121,20 +107,13 @@ fn execute(cli: Cli, limits: &hardening::SavedLimits) -> Result<i32, Error> {
             match output {
                 Some(path) => {
                     render::write_atomic(&path, &bytes)?;
-                    info!(
-                        "wrote {} variable(s) to {}",
-                        res.values().count(),
-                        path.display()
-                    );
+                    info!("wrote {} variable(s) to {}", res.values().count(), path.display());
                 }
                 None => {
                     let mut out = std::io::stdout().lock();
                     out.write_all(&bytes)
                         .and_then(|()| out.flush())
-                        .map_err(|err| Error::Io {
-                            about: "cannot write to stdout".into(),
-                            err,
-                        })?;
+                        .map_err(|err| Error::Io { about: "cannot write to stdout".into(), err })?;
                 }
             }
             Ok(0)
@@ -146,11 +125,7 @@ fn execute(cli: Cli, limits: &hardening::SavedLimits) -> Result<i32, Error> {
                 about: "cannot create an in-memory file for as = \"file\"".into(),
                 err,
             })?;
-            info!(
-                "starting {} with {} variable(s)",
-                cli.argv[0].to_string_lossy(),
-                envp.len()
-            );
+            info!("starting {} with {} variable(s)", cli.argv[0].to_string_lossy(), envp.len());
             Err(launch::exec::exec(&cli.argv, &envp, limits))
         }
     }
@@ -159,10 +134,7 @@ fn execute(cli: Cli, limits: &hardening::SavedLimits) -> Result<i32, Error> {
 fn report_skipped(res: &Resolution) {
     for e in &res.entries {
         if let Outcome::Skipped(err) = &e.outcome {
-            info!(
-                "{} ({}): optional and not found, left unset: {err}",
-                e.name, e.reference
-            );
+            info!("{} ({}): optional and not found, left unset: {err}", e.name, e.reference);
         }
     }
 }
@@ -177,11 +149,7 @@ fn require_all(res: &Resolution) -> Result<(), Error> {
             error: err.clone(),
         })
         .collect();
-    if failures.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::Resolve(failures))
-    }
+    if failures.is_empty() { Ok(()) } else { Err(Error::Resolve(failures)) }
 }
 
 /// Finds and loads the mapping, then binds it with the command-line overrides.
@@ -213,10 +181,8 @@ pub fn load_plan(common: &Common) -> Result<Plan, Error> {
         keep: common.keep.clone(),
         timeout: common.timeout,
     };
-    let plan = plan::build(config, &overrides).map_err(|problems| Error::Plan {
-        path: path.clone(),
-        problems,
-    })?;
+    let plan =
+        plan::build(config, &overrides).map_err(|problems| Error::Plan { path: path.clone(), problems })?;
     if let (Some(p), true) = (&path, plan.mapping_holds_credentials()) {
         fsperm::open_secret_file(p, false)
             .map_err(|e| Error::Usage(format!("the mapping holds credentials: {e}")))?;

@@ -35,10 +35,7 @@ static JSON: AtomicBool = AtomicBool::new(false);
 
 /// Sets the level from the number of `-v` flags and the format.
 pub fn init(verbosity: u8, json: bool) {
-    MAX.store(
-        (Level::Warn as u8 + verbosity).min(Level::Trace as u8),
-        Ordering::Relaxed,
-    );
+    MAX.store((Level::Warn as u8 + verbosity).min(Level::Trace as u8), Ordering::Relaxed);
     JSON.store(json, Ordering::Relaxed);
 }
 
@@ -82,9 +79,7 @@ macro_rules! trace { ($($t:tt)*) => { $crate::log::log($crate::log::Level::Trace
 
 /// Current time as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
 pub fn now_rfc3339() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     let secs = now.as_secs() as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).

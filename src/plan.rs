@@ -15,14 +15,7 @@ use crate::reference::{self, SecretRef};
 use crate::sources::{SourceConfig, Sources, envfile};
 
 /// Names a secret source may not set unless listed in `allow_protected`.
-pub const PROTECTED: &[&str] = &[
-    "LD_PRELOAD",
-    "LD_LIBRARY_PATH",
-    "LD_AUDIT",
-    "BASH_ENV",
-    "ENV",
-    "PATH",
-];
+pub const PROTECTED: &[&str] = &["LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "BASH_ENV", "ENV", "PATH"];
 
 /// Inherited under `--clear-env` unless `keep` replaces the list.
 pub const DEFAULT_KEEP: &[&str] = &["PATH", "HOME", "LANG", "TERM", "TZ"];
@@ -60,12 +53,7 @@ pub enum Target {
     /// One variable.
     Var { name: String, delivery: Delivery },
     /// Every key a bulk reference returns.
-    Import {
-        prefix: String,
-        sanitize: bool,
-        only: Option<Vec<String>>,
-        exclude: Vec<String>,
-    },
+    Import { prefix: String, sanitize: bool, only: Option<Vec<String>>, exclude: Vec<String> },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -112,11 +100,7 @@ pub struct Overrides {
 #[derive(Clone, Debug)]
 pub enum Problem {
     Config(ConfigProblem),
-    Reference {
-        origin: String,
-        name: String,
-        error: reference::RefError,
-    },
+    Reference { origin: String, name: String, error: reference::RefError },
     Other(String),
 }
 
@@ -124,11 +108,7 @@ impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Problem::Config(p) => write!(f, "{p}"),
-            Problem::Reference {
-                origin,
-                name,
-                error,
-            } => {
+            Problem::Reference { origin, name, error } => {
                 write!(f, "{origin}: {name}: bad reference\n{}", error.pointed())
             }
             Problem::Other(m) => f.write_str(m),
@@ -166,8 +146,7 @@ impl Binder<'_> {
     fn imports(&mut self, imports: &[Import], origin: impl Fn(usize) -> Origin) {
         for (i, imp) in imports.iter().enumerate() {
             let origin = origin(i);
-            if !imp.prefix.is_empty() && !imp.sanitize && !is_env_name(&format!("{}X", imp.prefix))
-            {
+            if !imp.prefix.is_empty() && !imp.sanitize && !is_env_name(&format!("{}X", imp.prefix)) {
                 self.problems.push(Problem::Other(format!(
                     "{origin}: prefix {:?} cannot start an environment name",
                     imp.prefix
@@ -202,14 +181,7 @@ impl Binder<'_> {
         }
     }
 
-    fn var(
-        &mut self,
-        name: &str,
-        value: Value,
-        delivery: Delivery,
-        optional: bool,
-        origin: Origin,
-    ) {
+    fn var(&mut self, name: &str, value: Value, delivery: Delivery, optional: bool, origin: Origin) {
         if !is_env_name(name) {
             self.problems.push(Problem::Other(format!(
                 "{origin}: {name:?} is not a valid environment variable name (letters, digits, _; not starting with a digit)"
@@ -217,10 +189,7 @@ impl Binder<'_> {
             return;
         }
         self.out.push(Assignment {
-            target: Target::Var {
-                name: name.to_owned(),
-                delivery,
-            },
+            target: Target::Var { name: name.to_owned(), delivery },
             value,
             optional,
             origin,
@@ -232,12 +201,8 @@ impl Binder<'_> {
 /// flags only).
 pub fn build(config: Option<Config>, ov: &Overrides) -> Result<Plan, Vec<Problem>> {
     let config = config.unwrap_or_default();
-    let mut b = Binder {
-        named: &config.sources,
-        adhoc: Sources::new(),
-        problems: Vec::new(),
-        out: Vec::new(),
-    };
+    let mut b =
+        Binder { named: &config.sources, adhoc: Sources::new(), problems: Vec::new(), out: Vec::new() };
 
     b.imports(&config.import, Origin::Import);
     b.env(&config.env, &Origin::Env);
@@ -251,11 +216,7 @@ pub fn build(config: Option<Config>, ov: &Overrides) -> Result<Plan, Vec<Problem
                 let known: Vec<&str> = config.profiles.keys().map(String::as_str).collect();
                 b.problems.push(Problem::Other(format!(
                     "profile {p:?} is not defined in the mapping (defined: {})",
-                    if known.is_empty() {
-                        "none".to_owned()
-                    } else {
-                        known.join(", ")
-                    }
+                    if known.is_empty() { "none".to_owned() } else { known.join(", ") }
                 )));
             }
         }
@@ -264,10 +225,7 @@ pub fn build(config: Option<Config>, ov: &Overrides) -> Result<Plan, Vec<Problem
         let id = format!("--env-file {}", path.display());
         b.adhoc.insert(
             id.clone(),
-            SourceConfig::Envfile(envfile::Config {
-                path: path.clone(),
-                follow_symlinks: false,
-            }),
+            SourceConfig::Envfile(envfile::Config { path: path.clone(), follow_symlinks: false }),
         );
         b.out.push(Assignment {
             target: Target::Import {
@@ -296,12 +254,7 @@ pub fn build(config: Option<Config>, ov: &Overrides) -> Result<Plan, Vec<Problem
             b.var(name, Value::Ref(r), Delivery::Env, false, Origin::Flag);
         }
     }
-    let Binder {
-        adhoc,
-        mut problems,
-        out: assignments,
-        ..
-    } = b;
+    let Binder { adhoc, mut problems, out: assignments, .. } = b;
 
     let mut protected: BTreeSet<String> = PROTECTED.iter().map(|s| (*s).to_owned()).collect();
     protected.extend(config.protected.iter().cloned());
@@ -358,8 +311,6 @@ impl Plan {
     /// True if the mapping file holds a credential and must pass the strict
     /// permission check itself.
     pub fn mapping_holds_credentials(&self) -> bool {
-        self.sources
-            .values()
-            .any(SourceConfig::holds_inline_credential)
+        self.sources.values().any(SourceConfig::holds_inline_credential)
     }
 }

@@ -35,9 +35,7 @@ fn random_odd_u64() -> u64 {
 }
 
 fn hash(base: u64, bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0u64, |acc, &b| {
-        acc.wrapping_mul(base).wrapping_add(u64::from(b) + 1)
-    })
+    bytes.iter().fold(0u64, |acc, &b| acc.wrapping_mul(base).wrapping_add(u64::from(b) + 1))
 }
 
 fn pow(base: u64, mut exp: usize) -> u64 {
@@ -93,10 +91,7 @@ pub fn register_bytes(value: &[u8]) {
         return;
     }
     let mut guard = TABLE.lock().unwrap_or_else(|e| e.into_inner());
-    let table = guard.get_or_insert_with(|| Table {
-        base: random_odd_u64(),
-        by_len: BTreeMap::new(),
-    });
+    let table = guard.get_or_insert_with(|| Table { base: random_odd_u64(), by_len: BTreeMap::new() });
     for form in forms(value) {
         let h = hash(table.base, &form);
         table.by_len.entry(form.len()).or_default().insert(h);
@@ -123,10 +118,7 @@ pub fn scrub(text: &str) -> String {
             if start > 0 {
                 let out = u64::from(bytes[start - 1]) + 1;
                 let inn = u64::from(bytes[start + len - 1]) + 1;
-                h = h
-                    .wrapping_sub(out.wrapping_mul(top))
-                    .wrapping_mul(table.base)
-                    .wrapping_add(inn);
+                h = h.wrapping_sub(out.wrapping_mul(top)).wrapping_mul(table.base).wrapping_add(inn);
             }
             if hashes.contains(&h) {
                 hit[start] = hit[start].max(start + len);

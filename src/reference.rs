@@ -31,36 +31,19 @@ pub struct RefError {
 
 impl RefError {
     fn new(raw: &str, span: Range<usize>, message: impl Into<String>) -> Self {
-        Self {
-            raw: raw.to_owned(),
-            span,
-            message: message.into(),
-        }
+        Self { raw: raw.to_owned(), span, message: message.into() }
     }
 
     /// Two lines: the reference, and a caret under the bad part with the message.
     pub fn pointed(&self) -> String {
-        let pad = self.raw[..self.span.start.min(self.raw.len())]
-            .chars()
-            .count();
-        let width = self
-            .raw
-            .get(self.span.clone())
-            .map_or(1, |s| s.chars().count().max(1));
-        format!(
-            "  {}\n  {}{} {}",
-            self.raw,
-            " ".repeat(pad),
-            "^".repeat(width),
-            self.message
-        )
+        let pad = self.raw[..self.span.start.min(self.raw.len())].chars().count();
+        let width = self.raw.get(self.span.clone()).map_or(1, |s| s.chars().count().max(1));
+        format!("  {}\n  {}{} {}", self.raw, " ".repeat(pad), "^".repeat(width), self.message)
     }
 }
 
 fn is_source_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// Parses `raw` against the named sources; a bare backend type adds (or
@@ -68,33 +51,19 @@ fn is_source_name(s: &str) -> bool {
 pub fn parse(raw: &str, named: &Sources, adhoc: &mut Sources) -> Result<SecretRef, RefError> {
     let Some((source, rest)) = raw.split_once(':') else {
         let span = 0..raw.len();
-        return Err(RefError::new(
-            raw,
-            span,
-            "expected SOURCE:LOCATOR, e.g. vault:secret/app#key",
-        ));
+        return Err(RefError::new(raw, span, "expected SOURCE:LOCATOR, e.g. vault:secret/app#key"));
     };
     let rest_at = source.len() + 1;
     if !is_source_name(source) {
-        return Err(RefError::new(
-            raw,
-            0..source.len(),
-            "a source name is letters, digits, _ and -",
-        ));
+        return Err(RefError::new(raw, 0..source.len(), "a source name is letters, digits, _ and -"));
     }
     if let Some(config) = named.get(source) {
         let kind = config.kind();
         return match kind.check_locator(rest) {
-            Ok(()) => Ok(SecretRef {
-                source: source.to_owned(),
-                locator: rest.to_owned(),
-                raw: raw.to_owned(),
-            }),
-            Err(m) => Err(RefError::new(
-                raw,
-                rest_at..raw.len(),
-                format!("{} locator: {m}", kind.name()),
-            )),
+            Ok(()) => {
+                Ok(SecretRef { source: source.to_owned(), locator: rest.to_owned(), raw: raw.to_owned() })
+            }
+            Err(m) => Err(RefError::new(raw, rest_at..raw.len(), format!("{} locator: {m}", kind.name()))),
         };
     }
     let Some(kind) = Kind::from_name(source) else {
@@ -104,15 +73,9 @@ pub fn parse(raw: &str, named: &Sources, adhoc: &mut Sources) -> Result<SecretRe
             Some(n) => format!("; did you mean {n:?}?"),
             None => format!(" (known: {})", names.join(", ")),
         };
-        return Err(RefError::new(
-            raw,
-            0..source.len(),
-            format!("unknown source {source:?}{hint}"),
-        ));
+        return Err(RefError::new(raw, 0..source.len(), format!("unknown source {source:?}{hint}")));
     };
-    let (config, locator) = kind
-        .adhoc(rest)
-        .map_err(|m| RefError::new(raw, rest_at..raw.len(), m))?;
+    let (config, locator) = kind.adhoc(rest).map_err(|m| RefError::new(raw, rest_at..raw.len(), m))?;
     let id = match adhoc.iter().find(|(_, c)| **c == config) {
         Some((id, _)) => id.clone(),
         None => {
@@ -125,11 +88,7 @@ pub fn parse(raw: &str, named: &Sources, adhoc: &mut Sources) -> Result<SecretRe
             id
         }
     };
-    Ok(SecretRef {
-        source: id,
-        locator,
-        raw: raw.to_owned(),
-    })
+    Ok(SecretRef { source: id, locator, raw: raw.to_owned() })
 }
 
 /// Edit distance ≤ 2, for "did you mean".
@@ -159,10 +118,7 @@ mod tests {
         let mut s = Sources::new();
         s.insert(
             "local".into(),
-            SourceConfig::Envfile(envfile::Config {
-                path: "/etc/app.env".into(),
-                follow_symlinks: false,
-            }),
+            SourceConfig::Envfile(envfile::Config { path: "/etc/app.env".into(), follow_symlinks: false }),
         );
         s
     }
@@ -185,16 +141,8 @@ mod tests {
         let mut adhoc = Sources::new();
         let e = parse("locl:DB", &named(), &mut adhoc).unwrap_err();
         assert_eq!(e.span, 0..4);
-        assert!(
-            e.message.contains("did you mean \"local\""),
-            "{}",
-            e.message
-        );
-        assert!(
-            e.pointed().contains("\n  ^^^^ unknown source"),
-            "{}",
-            e.pointed()
-        );
+        assert!(e.message.contains("did you mean \"local\""), "{}", e.message);
+        assert!(e.pointed().contains("\n  ^^^^ unknown source"), "{}", e.pointed());
         let e = parse("local:", &named(), &mut adhoc).unwrap_err();
         assert_eq!(e.span, 6..6);
         let e = parse("no-colon", &named(), &mut adhoc).unwrap_err();

@@ -44,10 +44,7 @@ pub fn render(res: &Resolution, format: RenderFormat) -> Result<Zeroizing<Vec<u8
                 let text = std::str::from_utf8(value).map_err(|_| {
                     Error::Usage(format!("{name}: systemd's EnvironmentFile= accepts only UTF-8 values; use --format dotenv or shell"))
                 })?;
-                if text
-                    .chars()
-                    .any(|c| c.is_control() && c != '\n' && c != '\t')
-                {
+                if text.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
                     return Err(Error::Usage(format!(
                         "{name}: the value holds a control character that systemd's EnvironmentFile= rejects"
                     )));
@@ -68,14 +65,10 @@ pub fn render(res: &Resolution, format: RenderFormat) -> Result<Zeroizing<Vec<u8
             for (name, value) in &values {
                 let text = std::str::from_utf8(value)
                     .map_err(|_| Error::Usage(format!("{name}: the value is not UTF-8 and cannot be a JSON string; use --format dotenv or shell")))?;
-                map.insert(
-                    (*name).to_owned(),
-                    serde_json::Value::String(text.to_owned()),
-                );
+                map.insert((*name).to_owned(), serde_json::Value::String(text.to_owned()));
             }
             let obj = serde_json::Value::Object(map);
-            serde_json::to_writer_pretty(&mut *out, &obj)
-                .expect("writing JSON to a Vec cannot fail");
+            serde_json::to_writer_pretty(&mut *out, &obj).expect("writing JSON to a Vec cannot fail");
             out.push(b'\n');
             // serde_json's intermediate Strings are dropped unzeroized; the
             // copies are short-lived and the process exits right after.
@@ -88,13 +81,9 @@ pub fn render(res: &Resolution, format: RenderFormat) -> Result<Zeroizing<Vec<u8
 /// directory (created 0600, never wider), fsync, rename, fsync the directory.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     let io = |about: String| move |err| Error::Io { about, err };
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .ok_or_else(|| Error::Usage(format!("{}: not a file name", path.display())))?;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name =
+        path.file_name().ok_or_else(|| Error::Usage(format!("{}: not a file name", path.display())))?;
     let tmp = dir.join(format!(
         ".{}.secretexec-{}-{:x}",
         name.to_string_lossy(),
@@ -109,12 +98,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
         .open(&tmp)
         .map_err(io(format!("cannot create {}", tmp.display())))?;
     let result = (|| {
-        file.write_all(bytes)
-            .map_err(io(format!("cannot write {}", tmp.display())))?;
-        file.sync_all()
-            .map_err(io(format!("cannot fsync {}", tmp.display())))?;
-        std::fs::rename(&tmp, path)
-            .map_err(io(format!("cannot rename into {}", path.display())))?;
+        file.write_all(bytes).map_err(io(format!("cannot write {}", tmp.display())))?;
+        file.sync_all().map_err(io(format!("cannot fsync {}", tmp.display())))?;
+        std::fs::rename(&tmp, path).map_err(io(format!("cannot rename into {}", path.display())))?;
         if let Ok(d) = std::fs::File::open(dir) {
             let _ = d.sync_all();
         }

@@ -106,16 +106,8 @@ fn statically_overridden(assignments: &[Assignment]) -> BTreeMap<usize, Origin> 
 }
 
 fn sanitize(name: &str) -> String {
-    let mut s: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
+    let mut s: String =
+        name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect();
     if s.starts_with(|c: char| c.is_ascii_digit()) || s.is_empty() {
         s.insert(0, '_');
     }
@@ -141,11 +133,7 @@ pub fn resolve(plan: &Plan) -> Resolution {
     let mut answers: BTreeMap<usize, Result<Fetched, FetchError>> = BTreeMap::new();
     let mut credential_vars = BTreeSet::new();
     let mut source_notes = BTreeMap::new();
-    type Answers = (
-        Vec<Result<Fetched, FetchError>>,
-        Vec<String>,
-        Option<String>,
-    );
+    type Answers = (Vec<Result<Fetched, FetchError>>, Vec<String>, Option<String>);
     let run_one = |id: &str, wants: &[(usize, &str)]| -> Answers {
         let config = &plan.sources[id];
         match config.open(id) {
@@ -155,11 +143,7 @@ pub fn resolve(plan: &Plan) -> Resolution {
                 backend.finish();
                 (results, backend.credential_vars(), backend.describe())
             }
-            Err(e) => (
-                wants.iter().map(|_| Err(e.clone())).collect(),
-                Vec::new(),
-                None,
-            ),
+            Err(e) => (wants.iter().map(|_| Err(e.clone())).collect(), Vec::new(), None),
         }
     };
     let outputs: Vec<(&str, Answers)> = if wanted.len() <= 1 {
@@ -177,15 +161,9 @@ pub fn resolve(plan: &Plan) -> Resolution {
                 .into_iter()
                 .map(|(id, h)| {
                     let answers = h.join().unwrap_or_else(|_| {
-                        let e = FetchError::new(
-                            FailKind::Local,
-                            format!("source {id} panicked while fetching"),
-                        );
-                        (
-                            wanted[id].iter().map(|_| Err(e.clone())).collect(),
-                            Vec::new(),
-                            None,
-                        )
+                        let e =
+                            FetchError::new(FailKind::Local, format!("source {id} panicked while fetching"));
+                        (wanted[id].iter().map(|_| Err(e.clone())).collect(), Vec::new(), None)
                     });
                     (id, answers)
                 })
@@ -233,14 +211,9 @@ pub fn resolve(plan: &Plan) -> Resolution {
                         FailKind::Local,
                         "this reference names several values; use it in [[import]], or name one key",
                     )),
-                    Some(Err(e)) if a.optional && e.kind == FailKind::NotFound => {
-                        Outcome::Skipped(e)
-                    }
+                    Some(Err(e)) if a.optional && e.kind == FailKind::NotFound => Outcome::Skipped(e),
                     Some(Err(e)) => Outcome::Failed(e),
-                    None => Outcome::Failed(FetchError::new(
-                        FailKind::Local,
-                        "no answer from the source",
-                    )),
+                    None => Outcome::Failed(FetchError::new(FailKind::Local, "no answer from the source")),
                 };
                 if let Outcome::Set(v) = &outcome
                     && v.bytes().contains(&0)
@@ -253,78 +226,67 @@ pub fn resolve(plan: &Plan) -> Resolution {
                 }
                 entries.push(entry(name.clone(), outcome));
             }
-            (
-                Target::Import {
-                    prefix,
-                    sanitize: fix,
-                    only,
-                    exclude,
-                },
-                _,
-            ) => match answers.remove(&i) {
-                Some(Ok(Fetched::Many(items))) => {
-                    let mut seen: BTreeMap<String, String> = BTreeMap::new();
-                    for (key, value) in items {
-                        if only.as_ref().is_some_and(|o| !o.contains(&key))
-                            || exclude.contains(&key)
-                        {
-                            continue;
-                        }
-                        let raw_name = format!("{prefix}{key}");
-                        let name = if is_env_name(&raw_name) {
-                            raw_name
-                        } else if *fix {
-                            sanitize(&raw_name)
-                        } else {
-                            entries.push(entry(raw_name.clone(), Outcome::Failed(FetchError::new(
+            (Target::Import { prefix, sanitize: fix, only, exclude }, _) => {
+                match answers.remove(&i) {
+                    Some(Ok(Fetched::Many(items))) => {
+                        let mut seen: BTreeMap<String, String> = BTreeMap::new();
+                        for (key, value) in items {
+                            if only.as_ref().is_some_and(|o| !o.contains(&key)) || exclude.contains(&key) {
+                                continue;
+                            }
+                            let raw_name = format!("{prefix}{key}");
+                            let name = if is_env_name(&raw_name) {
+                                raw_name
+                            } else if *fix {
+                                sanitize(&raw_name)
+                            } else {
+                                entries.push(entry(raw_name.clone(), Outcome::Failed(FetchError::new(
                                 FailKind::Local,
                                 format!("key {key:?} is not a valid environment variable name; set sanitize = true on the import to map it to {:?}", sanitize(&raw_name)),
                             ))));
-                            continue;
-                        };
-                        if let Some(other) = seen.insert(name.clone(), key.clone()) {
-                            entries.push(entry(name.clone(), Outcome::Failed(FetchError::new(
+                                continue;
+                            };
+                            if let Some(other) = seen.insert(name.clone(), key.clone()) {
+                                entries.push(entry(name.clone(), Outcome::Failed(FetchError::new(
                                 FailKind::Local,
                                 format!("keys {other:?} and {key:?} both map to {name}; rename one or use exclude = [...]"),
                             ))));
-                            continue;
-                        }
-                        if plan.protected.contains(&name) {
-                            entries.push(entry(name.clone(), Outcome::Failed(FetchError::new(
+                                continue;
+                            }
+                            if plan.protected.contains(&name) {
+                                entries.push(entry(name.clone(), Outcome::Failed(FetchError::new(
                                 FailKind::Local,
                                 format!("{name} is a protected name and cannot be set from a secret source; list it in allow_protected = [...] if intended"),
                             ))));
-                            continue;
-                        }
-                        if value.contains_nul() {
-                            entries.push(entry(name.clone(), Outcome::Failed(FetchError::new(
+                                continue;
+                            }
+                            if value.contains_nul() {
+                                entries.push(entry(name.clone(), Outcome::Failed(FetchError::new(
                                 FailKind::Corrupt,
                                 "the value contains a NUL byte, which no environment variable can hold",
                             ))));
-                            continue;
+                                continue;
+                            }
+                            entries.push(entry(name, Outcome::Set(EnvVal::Secret(value))));
                         }
-                        entries.push(entry(name, Outcome::Set(EnvVal::Secret(value))));
                     }
-                }
-                Some(Ok(Fetched::One(_))) => entries.push(entry(
-                    format!("{prefix}*"),
-                    Outcome::Failed(FetchError::new(
-                        FailKind::Local,
-                        "an import needs a bulk reference (SOURCE:*), not a single value",
+                    Some(Ok(Fetched::One(_))) => entries.push(entry(
+                        format!("{prefix}*"),
+                        Outcome::Failed(FetchError::new(
+                            FailKind::Local,
+                            "an import needs a bulk reference (SOURCE:*), not a single value",
+                        )),
                     )),
-                )),
-                Some(Err(e)) if a.optional && e.kind == FailKind::NotFound => {
-                    entries.push(entry(format!("{prefix}*"), Outcome::Skipped(e)))
-                }
-                Some(Err(e)) => entries.push(entry(format!("{prefix}*"), Outcome::Failed(e))),
-                None => entries.push(entry(
-                    format!("{prefix}*"),
-                    Outcome::Failed(FetchError::new(
-                        FailKind::Local,
-                        "no answer from the source",
+                    Some(Err(e)) if a.optional && e.kind == FailKind::NotFound => {
+                        entries.push(entry(format!("{prefix}*"), Outcome::Skipped(e)))
+                    }
+                    Some(Err(e)) => entries.push(entry(format!("{prefix}*"), Outcome::Failed(e))),
+                    None => entries.push(entry(
+                        format!("{prefix}*"),
+                        Outcome::Failed(FetchError::new(FailKind::Local, "no answer from the source")),
                     )),
-                )),
-            },
+                }
+            }
         }
     }
 
@@ -341,11 +303,7 @@ pub fn resolve(plan: &Plan) -> Resolution {
             e.outcome = Outcome::Overridden(origins[last[&e.name]].clone());
         }
     }
-    Resolution {
-        entries,
-        credential_vars,
-        source_notes,
-    }
+    Resolution { entries, credential_vars, source_notes }
 }
 
 /// Fetches and registers every returned value with the redactor before the

@@ -19,9 +19,7 @@ pub struct Secret {
 impl Secret {
     /// Takes ownership of `bytes`; they are zeroized when the Secret drops.
     pub fn new(bytes: Vec<u8>) -> Self {
-        Self {
-            bytes: Zeroizing::new(bytes),
-        }
+        Self { bytes: Zeroizing::new(bytes) }
     }
 
     /// Copies `bytes` into a new Secret. The caller remains responsible for

@@ -18,11 +18,7 @@ pub fn exec(argv: &[OsString], envp: &Envp, limits: &SavedLimits) -> Error {
     let Some(program) = argv.first() else {
         return Error::Usage("no command given".into());
     };
-    let args: Vec<CString> = match argv
-        .iter()
-        .map(|a| CString::new(a.clone().into_vec()))
-        .collect()
-    {
+    let args: Vec<CString> = match argv.iter().map(|a| CString::new(a.clone().into_vec())).collect() {
         Ok(a) => a,
         Err(_) => return Error::Usage("an argument contains a NUL byte".into()),
     };
@@ -42,13 +38,10 @@ pub fn exec(argv: &[OsString], envp: &Envp, limits: &SavedLimits) -> Error {
         unsafe { libc::execve(cpath.as_ptr(), argp.as_ptr(), envp_ptrs.as_ptr()) };
         let err = std::io::Error::last_os_error();
         match err.raw_os_error() {
-            Some(
-                libc::ENOENT | libc::ENOTDIR | libc::ESTALE | libc::ELOOP | libc::ENAMETOOLONG,
-            ) => continue,
+            Some(libc::ENOENT | libc::ENOTDIR | libc::ESTALE | libc::ELOOP | libc::ENAMETOOLONG) => continue,
             Some(libc::ENOEXEC) => {
                 // Like execvp: a file without a #! line is run by the shell.
-                let mut sh_args: Vec<*const libc::c_char> =
-                    vec![c"/bin/sh".as_ptr(), cpath.as_ptr()];
+                let mut sh_args: Vec<*const libc::c_char> = vec![c"/bin/sh".as_ptr(), cpath.as_ptr()];
                 sh_args.extend_from_slice(&argp[1..]);
                 // SAFETY: as above.
                 unsafe { libc::execve(c"/bin/sh".as_ptr(), sh_args.as_ptr(), envp_ptrs.as_ptr()) };
@@ -68,13 +61,8 @@ pub fn exec(argv: &[OsString], envp: &Envp, limits: &SavedLimits) -> Error {
         }
     }
     match denied {
-        Some((path, err)) => Error::NotExecutable {
-            path: OsString::from_vec(path),
-            err,
-        },
-        None => Error::CommandNotFound {
-            program: program.clone(),
-        },
+        Some((path, err)) => Error::NotExecutable { path: OsString::from_vec(path), err },
+        None => Error::CommandNotFound { program: program.clone() },
     }
 }
 

@@ -27,9 +27,8 @@ pub fn check_locator(locator: &str) -> Result<(), String> {
     if locator.is_empty() {
         return Err("expected a key name or * after the source name".into());
     }
-    if let Some(bad) = locator
-        .chars()
-        .find(|&c| !(c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-'))
+    if let Some(bad) =
+        locator.chars().find(|&c| !(c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-'))
     {
         return Err(format!("{bad:?} cannot appear in a dotenv key"));
     }
@@ -45,13 +44,7 @@ pub fn adhoc(rest: &str) -> Result<(Config, String), String> {
         return Err("expected a file path: envfile:/path/to/file#KEY".into());
     }
     check_locator(&key)?;
-    Ok((
-        Config {
-            path: PathBuf::from(path),
-            follow_symlinks: false,
-        },
-        key,
-    ))
+    Ok((Config { path: PathBuf::from(path), follow_symlinks: false }, key))
 }
 
 pub struct EnvFile {
@@ -83,22 +76,13 @@ impl Backend for EnvFile {
             .iter()
             .map(|&loc| {
                 if loc == "*" {
-                    return Ok(Fetched::Many(
-                        entries
-                            .iter()
-                            .map(|(k, v)| (k.clone(), v.clone()))
-                            .collect(),
-                    ));
+                    return Ok(Fetched::Many(entries.iter().map(|(k, v)| (k.clone(), v.clone())).collect()));
                 }
                 match entries.iter().find(|(k, _)| k == loc) {
                     Some((_, v)) => Ok(Fetched::One(v.clone())),
                     None => Err(FetchError::new(
                         FailKind::NotFound,
-                        format!(
-                            "key {loc} not found in {} ({} keys)",
-                            path.display(),
-                            entries.len()
-                        ),
+                        format!("key {loc} not found in {} ({} keys)", path.display(), entries.len()),
                     )),
                 }
             })

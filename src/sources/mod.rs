@@ -57,11 +57,7 @@ pub struct FetchError {
 
 impl FetchError {
     pub fn new(kind: FailKind, message: impl Into<String>) -> Self {
-        Self {
-            kind,
-            message: message.into(),
-            hint: None,
-        }
+        Self { kind, message: message.into(), hint: None }
     }
 
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {

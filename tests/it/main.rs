@@ -1,0 +1,6 @@
+//! One integration test binary that drives the real built `secretexec`
+//! against real files, processes and servers. Modules by area.
+
+mod support;
+
+mod cli;

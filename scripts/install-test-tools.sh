@@ -13,6 +13,9 @@ command -v age-keygen >/dev/null 2>&1 || need_apt+=(age)
 if [ "${WITH_BENCH_TOOLS:-0}" = 1 ]; then
   command -v hyperfine >/dev/null 2>&1 || need_apt+=(hyperfine)
   [ -x /usr/bin/time ] || need_apt+=(time)
+  # Profiles for docs/benchmarks.md: syscall counts and instruction counts.
+  command -v strace >/dev/null 2>&1 || need_apt+=(strace)
+  command -v valgrind >/dev/null 2>&1 || need_apt+=(valgrind)
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive

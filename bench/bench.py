@@ -1,0 +1,687 @@
+#!/usr/bin/env python3
+"""Prepares and runs the secretexec benchmark workloads; called by bench/run.
+
+Every workload is a list of commands measured side by side in one hyperfine
+invocation, with the floor (`/usr/bin/env true`) always among them. For each
+command the script first runs it once (a probe): a secretexec command whose
+backend is not built in yet is recorded as "pending: <branch> not merged", any
+other failure as "failed: <first line of stderr>", and the workload goes on
+with the commands that work. Then it checks that the command really delivers
+the variables (the final `true` replaced by `env`), times everything with
+hyperfine, and measures peak RSS with /usr/bin/time.
+
+Writes one JSON file per workload into --out; bench/report.py turns them
+into docs/benchmarks.md. Standard library only.
+"""
+
+import argparse
+import json
+import os
+import re
+import secrets
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+
+FLOOR = "/usr/bin/env true"
+
+# Which branch brings which capability, for "pending: <branch> not merged".
+BRANCH_OF = {
+    "vault": "vault",
+    "azure-keyvault": "azure",
+    "sops": "sops",
+    "age": "sops",
+    "supervise": "supervise",
+}
+
+
+def log(msg):
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+class Cmd:
+    """One command of a workload.
+
+    role: "floor", "secretexec" or "peer". verify: replace the last `true`
+    by `env` and check the expected variables (False for commands whose child
+    is fixed in a config file, like the agent). runs/warmup: overrides for
+    slow peers.
+    """
+
+    def __init__(self, name, command, role, verify=True, needs=None, runs=None, warmup=None, note=None):
+        self.name = name
+        self.command = command
+        self.role = role
+        # True: derive the check from the command; a string: the command that prints the child's env.
+        self.verify = verify
+        self.needs = needs or []
+        self.runs = runs
+        self.warmup = warmup
+        self.note = note
+        self.estimate = 0.0
+        self.status = "ok"
+        self.reason = None
+
+
+class Workload:
+    def __init__(self, wid, title, what, cmds, expect=None, env=None, notes=None, unavailable=None):
+        self.id = wid
+        self.title = title
+        self.what = what
+        self.cmds = [Cmd("floor", FLOOR, "floor", verify=False)] + cmds
+        self.expect = expect or {}
+        self.env = env or {}
+        self.notes = notes or []
+        # Set when the whole workload cannot run here (e.g. no Azure test server yet).
+        self.unavailable = unavailable
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def write(path, text, mode=0o600):
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(path, mode)
+    return path
+
+
+def gen_vars(prefix, n):
+    """n variables with random, shell- and dotenv-safe values."""
+    return {f"{prefix}{i:04d}": secrets.token_hex(16) for i in range(1, n + 1)}
+
+
+def dotenv(vars_):
+    return "".join(f"{k}={v}\n" for k, v in vars_.items())
+
+
+def run(argv, env=None, timeout=120, **kw):
+    return subprocess.run(argv, env=env, capture_output=True, timeout=timeout, **kw)
+
+
+def toml_str(s):
+    return json.dumps(str(s))
+
+
+def split(command):
+    return shlex.split(command)
+
+
+# ---------------------------------------------------------------- capability probes
+
+
+class Binary:
+    def __init__(self, path, work):
+        self.path = path
+        self.work = work
+        self._kinds = {}
+        self._supervise = None
+
+    def knows_source(self, kind):
+        """True when `type = kind` is accepted (the backend is built in)."""
+        if kind not in self._kinds:
+            probe = write(os.path.join(self.work, f"probe-{kind}.toml"), f'[sources.p]\ntype = "{kind}"\n', 0o600)
+            out = run([self.path, "check", "-c", probe], env=base_env())
+            self._kinds[kind] = f"unknown source type {json.dumps(kind)}" not in out.stderr.decode(errors="replace")
+        return self._kinds[kind]
+
+    def knows_supervise(self):
+        if self._supervise is None:
+            out = run([self.path, "--help"], env=base_env())
+            text = out.stdout.decode(errors="replace") + out.stderr.decode(errors="replace")
+            self._supervise = re.search(r"^\s+supervise\b", text, re.M) is not None
+        return self._supervise
+
+
+# Every command runs with this environment (plus the workload's credentials):
+# a standard PATH, so `true` is found the way a service manager would find it.
+STD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def base_env(extra=None):
+    env = {"PATH": STD_PATH}
+    env.update({k: os.environ[k] for k in ("HOME", "LANG", "TZ") if k in os.environ})
+    env.update(extra or {})
+    return env
+
+
+# ---------------------------------------------------------------- workloads
+
+
+def envfile_workload(ctx, n):
+    d = ctx.dir(f"env{n}")
+    vars_ = gen_vars("BENCH_VAR_", n)
+    envf = write(os.path.join(d, "app.env"), dotenv(vars_))
+    mapping = write(
+        os.path.join(d, "secretexec.toml"),
+        f'[sources.local]\ntype = "envfile"\npath = {toml_str(envf)}\n\n[[import]]\nref = "local:*"\n',
+        0o644,
+    )
+    return Workload(
+        f"envfile-{n}",
+        f"env file, {n:,} variables",
+        f"A 0600 dotenv file with {n:,} variables, imported whole (`[[import]] ref = \"local:*\"`).",
+        [Cmd("secretexec", f"{ctx.bin} -c {mapping} -- true", "secretexec")],
+        expect=pick(vars_),
+    )
+
+
+def pick(vars_):
+    """The first and last variable: enough to prove the whole set arrived."""
+    keys = list(vars_)
+    return {keys[0]: vars_[keys[0]], keys[-1]: vars_[keys[-1]]}
+
+
+def sops_workload(ctx, n):
+    d = ctx.dir(f"sops{n}")
+    vars_ = gen_vars("BENCH_SOPS_", n)
+    plain = write(os.path.join(d, "plain.env"), dotenv(vars_))
+    enc = os.path.join(d, "secrets.enc.env")
+    out = run(
+        [ctx.sops, "encrypt", "--age", ctx.age_recipient, "--input-type", "dotenv", "--output-type", "dotenv", plain],
+        env=base_env(),
+    )
+    if out.returncode != 0:
+        raise SystemExit(f"sops encrypt failed: {out.stderr.decode(errors='replace')}")
+    write(enc, out.stdout.decode())
+    os.remove(plain)
+    mapping = write(
+        os.path.join(d, "secretexec.toml"),
+        f'[sources.sealed]\ntype = "sops"\npath = {toml_str(enc)}\n\n[[import]]\nref = "sealed:*"\n',
+        0o644,
+    )
+    env = {"SOPS_AGE_KEY_FILE": ctx.age_key}
+    return Workload(
+        f"sops-{n}",
+        f"SOPS dotenv, {n} keys (age)",
+        f"A SOPS-encrypted dotenv file with {n} keys, age recipient; every key imported "
+        f"(`[[import]] ref = \"sealed:*\"`). Identity from `SOPS_AGE_KEY_FILE` for both tools.",
+        [
+            Cmd("secretexec", f"{ctx.bin} -c {mapping} -- true", "secretexec", needs=["sops"]),
+            Cmd("sops exec-env", f"{ctx.sops} exec-env {enc} true", "peer"),
+        ],
+        expect=pick(vars_),
+        env=env,
+        notes=["`sops exec-env` runs its command through `/bin/sh -c`; that shell start is part of its cost."],
+    )
+
+
+def age_workload(ctx, n):
+    d = ctx.dir(f"age{n}")
+    vars_ = gen_vars("BENCH_AGE_", n)
+    plain = write(os.path.join(d, "plain.env"), dotenv(vars_))
+    enc = os.path.join(d, "secrets.env.age")
+    out = run([ctx.age, "-r", ctx.age_recipient, "-o", enc, plain], env=base_env())
+    if out.returncode != 0:
+        raise SystemExit(f"age encrypt failed: {out.stderr.decode(errors='replace')}")
+    os.chmod(enc, 0o600)
+    os.remove(plain)
+    lines = [f'[sources.agefile]\ntype = "age"\npath = {toml_str(enc)}\nidentity_file = {toml_str(ctx.age_key)}\n', "[env]"]
+    lines += [f'{k} = "agefile:{k}"' for k in vars_]
+    mapping = write(os.path.join(d, "secretexec.toml"), "\n".join(lines) + "\n", 0o644)
+    pipeline = f'set -a; eval "$({ctx.age} -d -i {ctx.age_key} {enc})"; exec true'
+    return Workload(
+        f"age-{n}",
+        f"age-encrypted dotenv, {n} keys",
+        f"An age-encrypted dotenv file (X25519 recipient) with {n} keys, each mapped in `[env]`.",
+        [
+            Cmd("secretexec", f"{ctx.bin} -c {mapping} -- true", "secretexec", needs=["age"]),
+            Cmd("age -d | sh (set -a; eval)", f"/bin/sh -c {shlex.quote(pipeline)}", "peer"),
+        ],
+        expect=pick(vars_),
+        notes=[
+            "The peer is the usual shell idiom: `/bin/sh -c 'set -a; eval \"$(age -d -i KEY FILE)\"; exec true'`"
+            " (decrypt, export every line, exec). It needs a shell, so the shell start is part of its cost."
+        ],
+    )
+
+
+def vault_put(ctx, path, data):
+    req = urllib.request.Request(
+        f"{ctx.bao_addr}/v1/secret/data/{path}",
+        data=json.dumps({"data": data}).encode(),
+        headers={"X-Vault-Token": ctx.bao_token, "Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(req, timeout=10) as r:
+        r.read()
+
+
+def agent_config(ctx, d, templates, child="true"):
+    """OpenBao Agent in process-supervisor mode: env_template blocks + exec CHILD."""
+    blocks = []
+    for name, (path, field) in templates.items():
+        tpl = '{{ with secret "secret/data/%s" }}{{ .Data.data.%s }}{{ end }}' % (path, field)
+        blocks.append(f"env_template {json.dumps(name)} {{\n  contents = {json.dumps(tpl)}\n  error_on_missing_key = true\n}}\n")
+    hcl = (
+        f'vault {{\n  address = "{ctx.bao_addr}"\n}}\n\n'
+        f'auto_auth {{\n  method "token_file" {{\n    config = {{\n      token_file_path = "{ctx.token_file}"\n    }}\n  }}\n}}\n\n'
+        'template_config {\n  exit_on_retry_failure = true\n}\n\n'
+        + "\n".join(blocks)
+        + f'\nexec {{\n  command = ["{child}"]\n  restart_on_secret_changes = "never"\n}}\n'
+    )
+    return write(os.path.join(d, f"agent-{child}.hcl"), hcl, 0o600)
+
+
+def vault_workloads(ctx):
+    if not ctx.bao_addr:
+        return []
+    out = []
+    env = {
+        "VAULT_ADDR": ctx.bao_addr,
+        "VAULT_TOKEN": ctx.bao_token,
+        "BAO_ADDR": ctx.bao_addr,
+        "BAO_TOKEN": ctx.bao_token,
+    }
+    # 1 path x 100 fields
+    d = ctx.dir("vault-wide")
+    fields = {f"field{i:03d}": secrets.token_hex(16) for i in range(1, 101)}
+    vault_put(ctx, "bench/wide", fields)
+    names = {f"BENCH_WIDE_{i:03d}": ("bench/wide", f"field{i:03d}") for i in range(1, 101)}
+    mapping = write(
+        os.path.join(d, "secretexec.toml"),
+        f'[sources.vault]\ntype = "vault"\naddress = {toml_str(ctx.bao_addr)}\n\n[env]\n'
+        + "".join(f'{k} = "vault:secret/{p}#{f}"\n' for k, (p, f) in names.items()),
+        0o644,
+    )
+    agent = agent_config(ctx, d, names)
+    agent_env = f"{ctx.bao} agent -config={agent_config(ctx, d, names, 'env')}"
+    expect = {"BENCH_WIDE_001": fields["field001"], "BENCH_WIDE_100": fields["field100"]}
+    out.append(
+        Workload(
+            "vault-1x100",
+            "Vault (OpenBao): 1 path × 100 fields",
+            "One KV v2 secret with 100 fields on an OpenBao 2.7.2 dev server on loopback (http); "
+            "100 variables mapped from it. Token from `VAULT_TOKEN` (agent: `token_file` auto-auth).",
+            [
+                Cmd("secretexec", f"{ctx.bin} -c {mapping} -- true", "secretexec", needs=["vault"]),
+                Cmd("bao agent (env_template + exec)", f"{ctx.bao} agent -config={agent}", "peer", verify=agent_env, warmup=1),
+                Cmd("bao kv get", f"{ctx.bao} kv get -format=json -mount=secret bench/wide", "peer", verify=False),
+            ],
+            expect=expect,
+            env=env,
+            notes=[
+                "`bao kv get` only fetches and prints the secret as JSON (no child is started): "
+                "it is the cost of one CLI read, the floor of any script built on the CLI.",
+            ],
+        )
+    )
+    # 100 paths x 1 field
+    d = ctx.dir("vault-deep")
+    values = {}
+    for i in range(1, 101):
+        v = secrets.token_hex(16)
+        vault_put(ctx, f"bench/deep/p{i:03d}", {"value": v})
+        values[i] = v
+    names = {f"BENCH_DEEP_{i:03d}": (f"bench/deep/p{i:03d}", "value") for i in range(1, 101)}
+    mapping = write(
+        os.path.join(d, "secretexec.toml"),
+        f'[sources.vault]\ntype = "vault"\naddress = {toml_str(ctx.bao_addr)}\n\n[env]\n'
+        + "".join(f'{k} = "vault:secret/{p}#{f}"\n' for k, (p, f) in names.items()),
+        0o644,
+    )
+    agent = agent_config(ctx, d, names)
+    agent_env = f"{ctx.bao} agent -config={agent_config(ctx, d, names, 'env')}"
+    script = "set -e\n" + "".join(
+        f"export {k}=\"$({ctx.bao} kv get -mount=secret -field={f} {p})\"\n" for k, (p, f) in names.items()
+    ) + 'exec "${1:-true}"\n'
+    script_path = write(os.path.join(d, "kvget.sh"), script, 0o700)
+    expect = {"BENCH_DEEP_001": values[1], "BENCH_DEEP_100": values[100]}
+    out.append(
+        Workload(
+            "vault-100x1",
+            "Vault (OpenBao): 100 paths × 1 field",
+            "100 KV v2 secrets with one field each on the same server; 100 variables, one per path.",
+            [
+                Cmd("secretexec", f"{ctx.bin} -c {mapping} -- true", "secretexec", needs=["vault"]),
+                Cmd("bao agent (env_template + exec)", f"{ctx.bao} agent -config={agent}", "peer", verify=agent_env, warmup=1),
+                Cmd(
+                    "bao kv get ×100 (sh script)",
+                    f"/bin/sh {script_path}",
+                    "peer",
+                    verify=f"/bin/sh {script_path} env",
+                    warmup=0,
+                    runs=ctx.slow_runs,
+                ),
+            ],
+            expect=expect,
+            env=env,
+            notes=[
+                "The `bao kv get` peer is a shell script with one `export NAME=\"$(bao kv get -field=value …)\"` "
+                "per path, then `exec true`: what a script built on the CLI does.",
+            ],
+        )
+    )
+    return out
+
+
+def azure_workloads(ctx):
+    reason = ctx.azure_unavailable
+    out = []
+    for n in (1, 100):
+        title = f"Azure Key Vault (test server): {n} secret{'s' if n > 1 else ''}"
+        if reason:
+            out.append(Workload(f"azure-{n}", title, "", [], unavailable=reason))
+            continue
+        out.append(ctx.azure_workload(ctx, n, title))
+    return out
+
+
+def supervise_workload(ctx):
+    d = ctx.dir("supervise")
+    vars_ = gen_vars("BENCH_SUP_", 10)
+    envf = write(os.path.join(d, "app.env"), dotenv(vars_))
+    mapping = write(
+        os.path.join(d, "secretexec.toml"),
+        f'[sources.local]\ntype = "envfile"\npath = {toml_str(envf)}\n\n[[import]]\nref = "local:*"\n',
+        0o644,
+    )
+    return Workload(
+        "supervise",
+        "supervise vs exec mode, `true`, 10 variables",
+        "The env-file mapping with 10 variables; `secretexec -- true` (execve) against "
+        "`secretexec supervise -- true` (spawn, wait, pass the exit code through).",
+        [
+            Cmd("secretexec (exec)", f"{ctx.bin} -c {mapping} -- true", "secretexec"),
+            Cmd("secretexec supervise", f"{ctx.bin} supervise -c {mapping} -- true", "secretexec", needs=["supervise"]),
+        ],
+        expect=pick(vars_),
+    )
+
+
+# ---------------------------------------------------------------- running
+
+
+class Ctx:
+    def __init__(self, a):
+        self.work = a.work
+        self.bin = a.bin
+        self.sops = a.sops
+        self.bao = a.bao
+        self.age = shutil.which("age") or "age"
+        self.bao_addr = a.bao_addr
+        self.bao_token = a.bao_token
+        self.token_file = a.bao_token_file
+        self.slow_runs = a.slow_runs
+        self.azure_unavailable = a.azure_unavailable
+        self.binary = Binary(a.bin, a.work)
+        key = os.path.join(a.work, "age.key")
+        out = run([shutil.which("age-keygen") or "age-keygen", "-o", key], env=base_env())
+        if out.returncode != 0:
+            raise SystemExit(f"age-keygen failed: {out.stderr.decode(errors='replace')}")
+        os.chmod(key, 0o600)
+        self.age_key = key
+        with open(key) as f:
+            self.age_recipient = re.search(r"public key: (age1\w+)", f.read(), re.I).group(1)
+
+    def dir(self, name):
+        p = os.path.join(self.work, name)
+        os.makedirs(p, mode=0o700, exist_ok=True)
+        return p
+
+
+def first_line(b):
+    for line in b.decode(errors="replace").splitlines():
+        if line.strip():
+            return line.strip()[:200]
+    return "(no output)"
+
+
+def probe(ctx, w, c, env):
+    """Runs the command once; sets c.status/c.reason. Returns True when usable."""
+    for need in c.needs:
+        known = ctx.binary.knows_supervise() if need == "supervise" else ctx.binary.knows_source(need)
+        if not known:
+            c.status, c.reason = "pending", f"pending: `{BRANCH_OF[need]}` not merged"
+            return False
+    t0 = time.monotonic()
+    out = run(split(c.command), env=env, timeout=300)
+    c.estimate = time.monotonic() - t0
+    if out.returncode != 0:
+        c.status, c.reason = "failed", f"failed (exit {out.returncode}): {first_line(out.stderr or out.stdout)}"
+        return False
+    if c.verify and w.expect:
+        if isinstance(c.verify, str):
+            words = split(c.verify)
+        else:
+            words = split(c.command)
+            if words[-1] == "true":
+                words[-1] = "env"
+            else:  # sh -c '... exec true'
+                words[-1] = re.sub(r"\btrue$", "env", words[-1])
+        out = run(words, env=env, timeout=300)
+        got = out.stdout.decode(errors="replace").splitlines()
+        missing = [k for k, v in w.expect.items() if f"{k}={v}" not in got]
+        if out.returncode != 0 or missing:
+            c.status, c.reason = "failed", f"failed: child did not receive {', '.join(missing) or 'its variables'}"
+            return False
+    return True
+
+
+def measure_rss(c, env, n):
+    """Median peak RSS (KiB) and minor page faults over n runs of /usr/bin/time."""
+    rss, faults = [], []
+    for _ in range(n):
+        out = subprocess.run(
+            ["/usr/bin/time", "-f", "%M %R"] + split(c.command),
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            timeout=300,
+        )
+        last = out.stderr.decode(errors="replace").strip().splitlines()[-1].split()
+        rss.append(int(last[0]))
+        faults.append(int(last[1]))
+    return {"rss_kib": rss, "rss_median_kib": statistics.median(rss), "minor_faults_median": statistics.median(faults)}
+
+
+def plan_groups(cmds, a):
+    """Splits a workload's commands into hyperfine groups.
+
+    Fast commands (estimated < 0.5 s, the floor among them) share one group,
+    so they see the same load; their run count is set by the slowest of them
+    (about 4 s of work each, at least --min-runs, at most --max-runs). Slow
+    peers get their own group with --min-runs runs; a command with an explicit
+    run count (a 10 s+ script) gets its own.
+    """
+    fast, slow, fixed = [], [], []
+    for c in cmds:
+        (fixed if c.runs else slow if c.estimate >= 0.5 else fast).append(c)
+    groups = []
+    if fast:
+        est = max(c.estimate for c in fast)
+        runs = max(a.min_runs, min(a.max_runs, int(4.0 / max(est, 1e-4))))
+        groups.append((a.warmup, runs, fast))
+    if slow:
+        groups.append((1, a.min_runs, slow))
+    for c in fixed:
+        groups.append((c.warmup if c.warmup is not None else 1, c.runs, [c]))
+    return groups
+
+
+def hyperfine(w, cmds, env, json_path, a):
+    """Times each group in rounds of hyperfine invocations and merges the runs.
+
+    Rounds interleave the commands of a group coarsely (round 1: A×n, B×n;
+    round 2: A×n, B×n; …), so a burst of load from other processes on the
+    shared machine hits every command of the group, not only one. Each round
+    has its own warm-up.
+    """
+    merged = {}
+    for warmup, runs, group in plan_groups(cmds, a):
+        rounds = max(1, min(a.rounds, runs // 5))
+        per_round = [runs // rounds + (1 if i < runs % rounds else 0) for i in range(rounds)]
+        log(f"{w.id}: hyperfine {' | '.join(c.name for c in group)}: {runs} runs in {rounds} round(s)")
+        for n in per_round:
+            path = f"{json_path}.tmp"
+            argv = ["hyperfine", "-N", "--style", "none", "--warmup", str(warmup), "--runs", str(n)]
+            argv += ["--export-json", path]
+            for c in group:
+                argv += ["-n", c.name, c.command]
+            subprocess.run(argv, env=env, check=True, stdout=sys.stderr)
+            with open(path) as f:
+                for r in json.load(f)["results"]:
+                    m = merged.setdefault(r["command"], {"times": [], "user": [], "system": []})
+                    m["times"] += r["times"]
+                    m["user"].append((r["user"], len(r["times"])))
+                    m["system"].append((r["system"], len(r["times"])))
+            os.remove(path)
+    out = {}
+    for name, m in merged.items():
+        t = m["times"]
+        wmean = lambda xs: sum(v * k for v, k in xs) / sum(k for _, k in xs)  # noqa: E731
+        out[name] = {
+            "times": t,
+            "median": statistics.median(t),
+            "mean": statistics.fmean(t),
+            "stddev": statistics.stdev(t) if len(t) > 1 else 0.0,
+            "min": min(t),
+            "max": max(t),
+            "user": wmean(m["user"]),
+            "system": wmean(m["system"]),
+        }
+    return out
+
+
+def run_workload(ctx, w, a):
+    log(f"== {w.id}: {w.title}")
+    rec = {"id": w.id, "title": w.title, "what": w.what, "notes": w.notes, "commands": []}
+    if w.unavailable:
+        rec["unavailable"] = w.unavailable
+        return rec
+    env = base_env(w.env)
+    usable = [c for c in w.cmds if probe(ctx, w, c, env)]
+    for c in w.cmds:
+        if c.status != "ok":
+            log(f"{w.id}: {c.name}: {c.reason}")
+    timings = hyperfine(w, usable, env, os.path.join(a.out, f"{w.id}.hyperfine.json"), a) if usable else {}
+    for c in w.cmds:
+        entry = {"name": c.name, "role": c.role, "command": c.command, "status": c.status, "reason": c.reason}
+        if c.status == "ok":
+            r = timings[c.name]
+            entry["hyperfine"] = r
+            slow = r["median"] > 1.0
+            entry["memory"] = measure_rss(c, env, min(a.rss_runs, 3) if slow else a.rss_runs)
+        if c.runs:
+            entry["runs_override"] = c.runs
+        rec["commands"].append(entry)
+    return rec
+
+
+def callgrind_costs(path):
+    """Self cost (instructions) per object and per (object, function) of a callgrind file."""
+    names, fns = {}, {}
+    ob, fn, skip = "?", "?", False
+    per_ob, per_fn = {}, {}
+    with open(path) as f:
+        for line in f:
+            line = line.rstrip("\n")
+            m = re.match(r"(c?ob|c?fn)=\((\d+)\)(?: (.*))?", line)
+            if m:
+                kind, ident, name = m.groups()
+                table = names if kind.endswith("ob") else fns
+                if name:
+                    table[ident] = name
+                if kind == "ob":
+                    ob = names[ident]
+                elif kind == "fn":
+                    fn = fns[ident]
+                continue
+            if line.startswith("calls="):
+                skip = True  # the next cost line is the inclusive cost of that call
+                continue
+            if line and (line[0].isdigit() or line[0] in "+-*"):
+                if skip:
+                    skip = False
+                    continue
+                n = int(line.split()[-1])
+                per_ob[ob] = per_ob.get(ob, 0) + n
+                per_fn[(ob, fn)] = per_fn.get((ob, fn), 0) + n
+    return per_ob, per_fn
+
+
+def profile_envfile(ctx, a, w):
+    """Where secretexec's time goes on the env-file workload, next to the floor.
+
+    callgrind: instructions executed in user space before the final execve
+    (--dump-before=execve; part 1 of the dump), by object and by function.
+    strace -f -c: system calls of the whole chain.
+    """
+    env = base_env(w.env)
+    sx = next(c for c in w.cmds if c.role == "secretexec")
+    prof = {"workload": w.id, "strace": {}, "callgrind": {}}
+    for c in (w.cmds[0], sx):
+        if shutil.which("strace"):
+            path = os.path.join(a.out, f"strace-{w.id}-{c.role}.txt")
+            run(["strace", "-f", "-c", "-o", path] + split(c.command), env=env)
+            with open(path) as f:
+                prof["strace"][c.role] = f.read()
+        if shutil.which("valgrind"):
+            base = os.path.join(a.out, f"callgrind-{c.role}")
+            run(
+                ["valgrind", "--tool=callgrind", "--dump-before=execve", f"--callgrind-out-file={base}"]
+                + split(c.command),
+                env=env,
+            )
+            if os.path.exists(base + ".1"):
+                per_ob, per_fn = callgrind_costs(base + ".1")
+                top = sorted(per_fn.items(), key=lambda kv: -kv[1])[:12]
+                prof["callgrind"][c.role] = {
+                    "objects": per_ob,
+                    "functions": [[ob, fn, n] for (ob, fn), n in top],
+                }
+    return prof
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--work", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--bin", required=True)
+    p.add_argument("--sops", required=True)
+    p.add_argument("--bao", required=True)
+    p.add_argument("--bao-addr")
+    p.add_argument("--bao-token")
+    p.add_argument("--bao-token-file")
+    p.add_argument("--azure-unavailable")
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--min-runs", type=int, default=10)
+    p.add_argument("--max-runs", type=int, default=200)
+    p.add_argument("--slow-runs", type=int, default=3)
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--rss-runs", type=int, default=5)
+    p.add_argument("--only", help="comma-separated workload ids")
+    a = p.parse_args()
+    os.makedirs(a.out, exist_ok=True)
+    ctx = Ctx(a)
+
+    workloads = [envfile_workload(ctx, 10), envfile_workload(ctx, 1000)]
+    workloads += [sops_workload(ctx, 10), sops_workload(ctx, 100)]
+    workloads += [age_workload(ctx, 100)]
+    workloads += vault_workloads(ctx)
+    workloads += azure_workloads(ctx)
+    workloads += [supervise_workload(ctx)]
+    if a.only:
+        keep = set(a.only.split(","))
+        workloads = [w for w in workloads if w.id in keep]
+
+    for w in workloads:
+        t0 = time.monotonic()
+        rec = run_workload(ctx, w, a)
+        rec["seconds"] = round(time.monotonic() - t0, 1)
+        with open(os.path.join(a.out, f"{w.id}.json"), "w") as f:
+            json.dump(rec, f, indent=1)
+    env10 = next((w for w in workloads if w.id == "envfile-10"), None)
+    if env10:
+        with open(os.path.join(a.out, "profile-envfile-10.json"), "w") as f:
+            json.dump(profile_envfile(ctx, a, env10), f, indent=1)
+    with open(os.path.join(a.out, "order.json"), "w") as f:
+        json.dump([w.id for w in workloads], f)
+
+
+if __name__ == "__main__":
+    main()

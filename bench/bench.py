@@ -52,7 +52,7 @@ class Cmd:
     slow peers.
     """
 
-    def __init__(self, name, command, role, verify=True, needs=None, runs=None, warmup=None, note=None):
+    def __init__(self, name, command, role, verify=True, needs=None, runs=None, warmup=None, note=None, missing=None):
         self.name = name
         self.command = command
         self.role = role
@@ -63,13 +63,14 @@ class Cmd:
         self.warmup = warmup
         self.note = note
         self.estimate = 0.0
-        self.status = "ok"
-        self.reason = None
+        self.status = "ok" if not missing else "missing"
+        self.reason = missing
 
 
 class Workload:
-    def __init__(self, wid, title, what, cmds, expect=None, env=None, notes=None, unavailable=None):
+    def __init__(self, wid, title, what, cmds, expect=None, env=None, notes=None, unavailable=None, mapping=None):
         self.id = wid
+        self.mapping = mapping
         self.title = title
         self.what = what
         self.cmds = [Cmd("floor", FLOOR, "floor", verify=False)] + cmds
@@ -152,6 +153,17 @@ def base_env(extra=None):
 # ---------------------------------------------------------------- workloads
 
 
+TELLER_MISSING = "not installed here: see \"Peers not measured here\" (`BENCH_BUILD_TELLER=1` builds it)"
+
+
+def teller_cmd(ctx, d, providers, verify=True):
+    """teller 2.x `run`: a .teller.yml with the given providers, then `teller run -- true`."""
+    if not ctx.teller:
+        return Cmd("teller 2.0.7", "", "peer", missing=TELLER_MISSING)
+    cfg = write(os.path.join(d, "teller.yml"), json.dumps({"providers": providers}, indent=1), 0o600)
+    return Cmd("teller 2.0.7", f"{ctx.teller} -c {cfg} run -- true", "peer", verify=verify)
+
+
 def envfile_workload(ctx, n):
     d = ctx.dir(f"env{n}")
     vars_ = gen_vars("BENCH_VAR_", n)
@@ -165,8 +177,12 @@ def envfile_workload(ctx, n):
         f"envfile-{n}",
         f"env file, {n:,} variables",
         f"A 0600 dotenv file with {n:,} variables, imported whole (`[[import]] ref = \"local:*\"`).",
-        [Cmd("secretexec", f"{ctx.bin} -c {mapping} -- true", "secretexec")],
+        [
+            Cmd("secretexec", f"{ctx.bin} -c {mapping} -- true", "secretexec"),
+            teller_cmd(ctx, d, {"dot": {"kind": "dotenv", "maps": [{"id": "app", "path": envf}]}}),
+        ],
         expect=pick(vars_),
+        mapping=mapping,
     )
 
 
@@ -300,6 +316,16 @@ def vault_workloads(ctx):
             [
                 Cmd("secretexec", f"{ctx.bin} -c {mapping} -- true", "secretexec", needs=["vault"]),
                 Cmd("bao agent (env_template + exec)", f"{ctx.bao} agent -config={agent}", "peer", verify=agent_env, warmup=1),
+                teller_cmd(
+                    ctx,
+                    d,
+                    {
+                        "vault": {
+                            "kind": "hashicorp",
+                            "maps": [{"id": "wide", "path": "secret/bench/wide", "keys": {f: k for k, (_, f) in names.items()}}],
+                        }
+                    },
+                ),
                 Cmd("bao kv get", f"{ctx.bao} kv get -format=json -mount=secret bench/wide", "peer", verify=False),
             ],
             expect=expect,
@@ -339,6 +365,18 @@ def vault_workloads(ctx):
             [
                 Cmd("secretexec", f"{ctx.bin} -c {mapping} -- true", "secretexec", needs=["vault"]),
                 Cmd("bao agent (env_template + exec)", f"{ctx.bao} agent -config={agent}", "peer", verify=agent_env, warmup=1),
+                teller_cmd(
+                    ctx,
+                    d,
+                    {
+                        "vault": {
+                            "kind": "hashicorp",
+                            "maps": [
+                                {"id": p.rsplit("/", 1)[1], "path": f"secret/{p}", "keys": {f: k}} for k, (p, f) in names.items()
+                            ],
+                        }
+                    },
+                ),
                 Cmd(
                     "bao kv get ×100 (sh script)",
                     f"/bin/sh {script_path}",
@@ -348,6 +386,7 @@ def vault_workloads(ctx):
                     runs=ctx.slow_runs,
                 ),
             ],
+            mapping=mapping,
             expect=expect,
             env=env,
             notes=[
@@ -359,15 +398,91 @@ def vault_workloads(ctx):
     return out
 
 
+AZURE_SDK_PEER = """\
+import os, sys
+from azure.identity import ClientSecretCredential
+from azure.keyvault.secrets import SecretClient
+url = os.environ["BENCH_AZ_URL"]
+with open(os.environ["BENCH_AZ_SECRET_FILE"]) as f:
+    secret = f.read().strip()
+cred = ClientSecretCredential(os.environ["BENCH_AZ_TENANT"], os.environ["BENCH_AZ_CLIENT"], secret,
+                              authority=url, disable_instance_discovery=True)
+client = SecretClient(url, cred, verify_challenge_resource=False)
+env = dict(os.environ)
+for name in sys.argv[2:]:
+    env[name.upper().replace("-", "_")] = client.get_secret(name).value
+os.execvpe(sys.argv[1], [sys.argv[1]], env)
+"""
+
+
 def azure_workloads(ctx):
-    reason = ctx.azure_unavailable
     out = []
+    info = None
+    if not ctx.azure_unavailable:
+        with open(ctx.azure_info) as f:
+            info = json.loads(f.readline())
+    d = ctx.dir("azure")
+    if info:
+        secret_file = write(os.path.join(d, "client-secret"), info["client_secret"] + "\n")
+        peer = write(os.path.join(d, "azure_sdk_peer.py"), AZURE_SDK_PEER, 0o644)
     for n in (1, 100):
         title = f"Azure Key Vault (test server): {n} secret{'s' if n > 1 else ''}"
-        if reason:
-            out.append(Workload(f"azure-{n}", title, "", [], unavailable=reason))
+        if not info:
+            out.append(Workload(f"azure-{n}", title, "", [], unavailable=ctx.azure_unavailable))
             continue
-        out.append(ctx.azure_workload(ctx, n, title))
+        names = sorted(info["secrets"])[:n]
+        mapping = write(
+            os.path.join(d, f"secretexec-{n}.toml"),
+            "[sources.kv]\n"
+            'type = "azure-keyvault"\n'
+            f"vault_url = {toml_str(info['url'])}\n"
+            'credential = "client-secret"\n'
+            f"tenant_id = {toml_str(info['tenant_id'])}\n"
+            f"client_id = {toml_str(info['client_id'])}\n"
+            f"client_secret_file = {toml_str(secret_file)}\n"
+            f"authority_host = {toml_str(info['url'])}\n"
+            f"ca_cert = {toml_str(info['ca_cert'])}\n\n[env]\n"
+            + "".join(f'{name.upper().replace("-", "_")} = "kv:{name}"\n' for name in names),
+            0o644,
+        )
+        expect = {names[0].upper().replace("-", "_"): info["secrets"][names[0]]}
+        expect[names[-1].upper().replace("-", "_")] = info["secrets"][names[-1]]
+        env = {
+            "BENCH_AZ_URL": info["url"],
+            "BENCH_AZ_TENANT": info["tenant_id"],
+            "BENCH_AZ_CLIENT": info["client_id"],
+            "BENCH_AZ_SECRET_FILE": secret_file,
+            "REQUESTS_CA_BUNDLE": info["ca_cert"],
+        }
+        py = sys.executable
+        out.append(
+            Workload(
+                f"azure-{n}",
+                title,
+                f"The Azure Key Vault + Entra ID test server of the integration tests "
+                f"(`examples/azure_kv_server.rs`, HTTPS on loopback with a test CA) holding 100 secrets; "
+                f"{n} of them mapped one by one in `[env]`. Client-secret credential: the Entra ID token "
+                f"request, the Key Vault 401 challenge, then the reads.",
+                [
+                    Cmd("secretexec", f"{ctx.bin} -c {mapping} -- true", "secretexec", needs=["azure-keyvault"]),
+                    Cmd(
+                        "Python SDK (azure-identity + azure-keyvault-secrets)",
+                        f"{py} {peer} true " + " ".join(names),
+                        "peer",
+                        verify=f"{py} {peer} env " + " ".join(names),
+                    ),
+                ],
+                expect=expect,
+                env=env,
+                notes=[
+                    "The peer is a 15-line Python launcher on Microsoft's SDK "
+                    "(`ClientSecretCredential` + `SecretClient.get_secret` per name, then `os.execvpe`): "
+                    "the usual way to do this without a dedicated tool. Reads are sequential, as the SDK "
+                    "client makes them. The Azure CLI (`az keyvault secret show`, PyPI `azure-cli`) is not "
+                    "measured: it would be one ~1 s process per secret.",
+                ],
+            )
+        )
     return out
 
 
@@ -403,11 +518,13 @@ class Ctx:
         self.sops = a.sops
         self.bao = a.bao
         self.age = shutil.which("age") or "age"
+        self.teller = a.teller
         self.bao_addr = a.bao_addr
         self.bao_token = a.bao_token
         self.token_file = a.bao_token_file
         self.slow_runs = a.slow_runs
         self.azure_unavailable = a.azure_unavailable
+        self.azure_info = a.azure_info
         self.binary = Binary(a.bin, a.work)
         key = os.path.join(a.work, "age.key")
         out = run([shutil.which("age-keygen") or "age-keygen", "-o", key], env=base_env())
@@ -433,6 +550,8 @@ def first_line(b):
 
 def probe(ctx, w, c, env):
     """Runs the command once; sets c.status/c.reason. Returns True when usable."""
+    if c.status == "missing":
+        return False
     for need in c.needs:
         known = ctx.binary.knows_supervise() if need == "supervise" else ctx.binary.knows_source(need)
         if not known:
@@ -572,6 +691,81 @@ def run_workload(ctx, w, a):
     return rec
 
 
+class IdleSupervisor:
+    """`secretexec supervise --watch 5s -- sleep …` left alone for a minute.
+
+    Runs in the background while the other workloads are timed (it only
+    wakes every 5 s); measures its CPU time (utime + stime of the whole
+    process, exited worker threads included, from /proc/PID/stat) between
+    2 s and 62 s after the start, and its resident memory at the end.
+    """
+
+    WINDOW = 60.0
+
+    def __init__(self, ctx, label, mapping, env):
+        self.label = label
+        self.mapping = mapping
+        self.argv = [ctx.bin, "supervise", "--watch", "5s", "-c", mapping, "--", "sleep", "600"]
+        self.proc = subprocess.Popen(self.argv, env=env, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.t_start = time.monotonic()
+        self.first = None
+
+    def cpu_ticks(self):
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+
+    def status(self):
+        out = {}
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                k, _, v = line.partition(":")
+                if k in ("VmRSS", "VmHWM", "Threads"):
+                    out[k] = int(v.split()[0])
+        return out
+
+    def poll(self):
+        """Takes the first sample 2 s after the start."""
+        if self.first is None and time.monotonic() - self.t_start >= 2.0 and self.proc.poll() is None:
+            self.first = (time.monotonic(), self.cpu_ticks())
+
+    def finish(self):
+        rec = {"label": self.label, "command": " ".join(self.argv)}
+        while self.first is None and self.proc.poll() is None:
+            time.sleep(0.2)
+            self.poll()
+        if self.proc.poll() is not None:
+            rec["error"] = f"exited early with {self.proc.returncode}: {first_line(self.proc.stderr.read())}"
+            return rec
+        t0, c0 = self.first
+        remaining = t0 + self.WINDOW - time.monotonic()
+        if remaining > 0:
+            log(f"idle supervise ({self.label}): waiting {remaining:.0f} s for the 60 s window")
+            time.sleep(remaining)
+        t1, c1 = time.monotonic(), self.cpu_ticks()
+        st = self.status()
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        hz = os.sysconf("SC_CLK_TCK")
+        rec.update(
+            {
+                "window_s": round(t1 - t0, 1),
+                "cpu_ms": (c1 - c0) * 1000.0 / hz,
+                "tick_ms": 1000.0 / hz,
+                "rss_kib": st.get("VmRSS"),
+                "hwm_kib": st.get("VmHWM"),
+                "threads": st.get("Threads"),
+                "exit": self.proc.returncode,
+            }
+        )
+        return rec
+
+
 def callgrind_costs(path):
     """Self cost (instructions) per object and per (object, function) of a callgrind file."""
     names, fns = {}, {}
@@ -648,6 +842,8 @@ def main():
     p.add_argument("--bao-token")
     p.add_argument("--bao-token-file")
     p.add_argument("--azure-unavailable")
+    p.add_argument("--azure-info", help="the first line the Azure test server printed (JSON)")
+    p.add_argument("--teller", help="a teller 2.0.7 binary, when one is installed")
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--min-runs", type=int, default=10)
     p.add_argument("--max-runs", type=int, default=200)
@@ -669,7 +865,17 @@ def main():
         keep = set(a.only.split(","))
         workloads = [w for w in workloads if w.id in keep]
 
+    idle = []
+    if not a.only and ctx.binary.knows_supervise():
+        env10 = next(w for w in workloads if w.id == "envfile-10")
+        idle.append(IdleSupervisor(ctx, "env file, 10 variables", env10.mapping, base_env(env10.env)))
+        deep = next((w for w in workloads if w.id == "vault-100x1"), None)
+        if deep and ctx.binary.knows_source("vault"):
+            idle.append(IdleSupervisor(ctx, "Vault, 100 paths", deep.mapping, base_env(deep.env)))
+
     for w in workloads:
+        for i in idle:
+            i.poll()
         t0 = time.monotonic()
         rec = run_workload(ctx, w, a)
         rec["seconds"] = round(time.monotonic() - t0, 1)
@@ -679,6 +885,8 @@ def main():
     if env10:
         with open(os.path.join(a.out, "profile-envfile-10.json"), "w") as f:
             json.dump(profile_envfile(ctx, a, env10), f, indent=1)
+    with open(os.path.join(a.out, "idle.json"), "w") as f:
+        json.dump([i.finish() for i in idle], f, indent=1)
     with open(os.path.join(a.out, "order.json"), "w") as f:
         json.dump([w.id for w in workloads], f)
 

@@ -68,8 +68,15 @@ class Cmd:
 
 
 class Workload:
-    def __init__(self, wid, title, what, cmds, expect=None, env=None, notes=None, unavailable=None, mapping=None):
+    def __init__(
+        self, wid, title, what, cmds, expect=None, env=None, notes=None, unavailable=None, mapping=None, server=None,
+        server_floor=None,
+    ):
         self.id = wid
+        # "openbao" or "azure": the server whose CPU time per run is measured too.
+        self.server = server
+        # Vault paths read once per round by openbao_server_floor.
+        self.server_floor = server_floor
         self.mapping = mapping
         self.title = title
         self.what = what
@@ -330,6 +337,8 @@ def vault_workloads(ctx):
             ],
             expect=expect,
             env=env,
+            server="openbao",
+            server_floor=["bench/wide"],
             notes=[
                 "`bao kv get` only fetches and prints the secret as JSON (no child is started): "
                 "it is the cost of one CLI read, the floor of any script built on the CLI.",
@@ -389,6 +398,8 @@ def vault_workloads(ctx):
             mapping=mapping,
             expect=expect,
             env=env,
+            server="openbao",
+            server_floor=[p for (p, _) in names.values()],
             notes=[
                 "The `bao kv get` peer is a shell script with one `export NAME=\"$(bao kv get -field=value …)\"` "
                 "per path, then `exec true`: what a script built on the CLI does.",
@@ -474,6 +485,7 @@ def azure_workloads(ctx):
                 ],
                 expect=expect,
                 env=env,
+                server="azure",
                 notes=[
                     "The peer is a 15-line Python launcher on Microsoft's SDK "
                     "(`ClientSecretCredential` + `SecretClient.get_secret` per name, then `os.execvpe`): "
@@ -525,6 +537,10 @@ class Ctx:
         self.slow_runs = a.slow_runs
         self.azure_unavailable = a.azure_unavailable
         self.azure_info = a.azure_info
+        self.server_pids = {}
+        for kv in a.server_pid or []:
+            name, _, pid = kv.partition("=")
+            self.server_pids[name] = int(pid)
         self.binary = Binary(a.bin, a.work)
         key = os.path.join(a.work, "age.key")
         out = run([shutil.which("age-keygen") or "age-keygen", "-o", key], env=base_env())
@@ -666,12 +682,18 @@ def hyperfine(w, cmds, env, json_path, a):
     return out
 
 
+# Workloads behind a target: their secretexec command also gets a syscall profile.
+PROFILED = {"envfile-10", "sops-100", "vault-1x100", "vault-100x1", "azure-100"}
+
+
 def run_workload(ctx, w, a):
     log(f"== {w.id}: {w.title}")
     rec = {"id": w.id, "title": w.title, "what": w.what, "notes": w.notes, "commands": []}
     if w.unavailable:
         rec["unavailable"] = w.unavailable
         return rec
+    if w.server_floor:
+        rec["server_floor"] = openbao_server_floor(ctx, w.server_floor)
     env = base_env(w.env)
     usable = [c for c in w.cmds if probe(ctx, w, c, env)]
     for c in w.cmds:
@@ -685,74 +707,64 @@ def run_workload(ctx, w, a):
             entry["hyperfine"] = r
             slow = r["median"] > 1.0
             entry["memory"] = measure_rss(c, env, min(a.rss_runs, 3) if slow else a.rss_runs)
+            pid = ctx.server_pids.get(w.server) if w.server else None
+            if pid and not c.runs:
+                entry["server_cpu_ms"] = server_cpu(c, env, pid, 3 if slow else 20)
+            if c.role == "secretexec" and w.id in PROFILED:
+                entry["strace"] = strace_summary(c, env, os.path.join(a.out, f"strace-{w.id}.txt"))
         if c.runs:
             entry["runs_override"] = c.runs
         rec["commands"].append(entry)
     return rec
 
 
+def proc_cpu_ticks(pid):
+    """utime + stime of a whole process (exited threads included), in clock ticks."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # fields 14 and 15 of proc(5)
+
+
 class IdleSupervisor:
     """`secretexec supervise --watch 5s -- sleep …` left alone for a minute.
 
     Runs in the background while the other workloads are timed (it only
-    wakes every 5 s); measures its CPU time (utime + stime of the whole
-    process, exited worker threads included, from /proc/PID/stat) between
-    2 s and 62 s after the start, and its resident memory at the end.
+    wakes every 5 s); a thread samples its CPU time (utime + stime of the
+    whole process, exited worker threads included, from /proc/PID/stat) 2 s
+    and 62 s after the start, and its memory at the second sample.
     """
 
     WINDOW = 60.0
 
     def __init__(self, ctx, label, mapping, env):
+        import threading
+
         self.label = label
-        self.mapping = mapping
         self.argv = [ctx.bin, "supervise", "--watch", "5s", "-c", mapping, "--", "sleep", "600"]
-        self.proc = subprocess.Popen(self.argv, env=env, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        self.t_start = time.monotonic()
-        self.first = None
+        self.proc = subprocess.Popen(
+            self.argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        self.rec = {"label": label, "command": " ".join(self.argv)}
+        self.thread = threading.Thread(target=self.sample, daemon=True)
+        self.thread.start()
 
-    def cpu_ticks(self):
-        with open(f"/proc/{self.proc.pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
-
-    def status(self):
-        out = {}
-        with open(f"/proc/{self.proc.pid}/status") as f:
-            for line in f:
-                k, _, v = line.partition(":")
-                if k in ("VmRSS", "VmHWM", "Threads"):
-                    out[k] = int(v.split()[0])
-        return out
-
-    def poll(self):
-        """Takes the first sample 2 s after the start."""
-        if self.first is None and time.monotonic() - self.t_start >= 2.0 and self.proc.poll() is None:
-            self.first = (time.monotonic(), self.cpu_ticks())
-
-    def finish(self):
-        rec = {"label": self.label, "command": " ".join(self.argv)}
-        while self.first is None and self.proc.poll() is None:
-            time.sleep(0.2)
-            self.poll()
-        if self.proc.poll() is not None:
-            rec["error"] = f"exited early with {self.proc.returncode}: {first_line(self.proc.stderr.read())}"
-            return rec
-        t0, c0 = self.first
-        remaining = t0 + self.WINDOW - time.monotonic()
-        if remaining > 0:
-            log(f"idle supervise ({self.label}): waiting {remaining:.0f} s for the 60 s window")
-            time.sleep(remaining)
-        t1, c1 = time.monotonic(), self.cpu_ticks()
-        st = self.status()
-        self.proc.terminate()
+    def sample(self):
         try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+            time.sleep(2.0)
+            t0, c0 = time.monotonic(), proc_cpu_ticks(self.proc.pid)
+            time.sleep(self.WINDOW)
+            t1, c1 = time.monotonic(), proc_cpu_ticks(self.proc.pid)
+            st = {}
+            with open(f"/proc/{self.proc.pid}/status") as f:
+                for line in f:
+                    k, _, v = line.partition(":")
+                    if k in ("VmRSS", "VmHWM", "Threads"):
+                        st[k] = int(v.split()[0])
+        except (OSError, ValueError) as e:
+            self.rec["error"] = f"could not sample: {e}"
+            return
         hz = os.sysconf("SC_CLK_TCK")
-        rec.update(
+        self.rec.update(
             {
                 "window_s": round(t1 - t0, 1),
                 "cpu_ms": (c1 - c0) * 1000.0 / hz,
@@ -760,10 +772,77 @@ class IdleSupervisor:
                 "rss_kib": st.get("VmRSS"),
                 "hwm_kib": st.get("VmHWM"),
                 "threads": st.get("Threads"),
-                "exit": self.proc.returncode,
             }
         )
-        return rec
+
+    def finish(self):
+        if self.thread.is_alive():
+            log(f"idle supervise ({self.label}): waiting for the end of its 60 s window")
+        self.thread.join()
+        if self.proc.poll() is not None and "cpu_ms" not in self.rec:
+            self.rec["error"] = f"exited early with {self.proc.returncode}: {first_line(self.proc.stderr.read())}"
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        return self.rec
+
+
+def server_cpu(c, env, pid, runs):
+    """CPU time (ms) the server process spends per run of the command."""
+    c0 = proc_cpu_ticks(pid)
+    for _ in range(runs):
+        subprocess.run(split(c.command), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300)
+    return (proc_cpu_ticks(pid) - c0) * 1000.0 / os.sysconf("SC_CLK_TCK") / runs
+
+
+def openbao_server_floor(ctx, paths, reps=10):
+    """Server CPU per round of reads over ONE keep-alive connection, no client work.
+
+    The least the OpenBao server spends to answer these reads: a bound no
+    client can beat on this machine (server CPU / nproc is a floor for wall time).
+    """
+    import http.client
+    import urllib.parse
+
+    pid = ctx.server_pids.get("openbao")
+    if not pid:
+        return None
+    u = urllib.parse.urlsplit(ctx.bao_addr)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=10)
+    headers = {"X-Vault-Token": ctx.bao_token}
+
+    def one_round():
+        for p in paths:
+            conn.request("GET", f"/v1/secret/data/{p}", headers=headers)
+            r = conn.getresponse()
+            r.read()
+            if r.status != 200:
+                raise SystemExit(f"server floor probe: GET {p} answered {r.status}")
+
+    one_round()  # warm-up
+    c0, t0 = proc_cpu_ticks(pid), time.monotonic()
+    for _ in range(reps):
+        one_round()
+    c1, t1 = proc_cpu_ticks(pid), time.monotonic()
+    conn.close()
+    return {
+        "reads": len(paths),
+        "server_cpu_ms": (c1 - c0) * 1000.0 / os.sysconf("SC_CLK_TCK") / reps,
+        "wall_ms": (t1 - t0) * 1000.0 / reps,
+        "nproc": os.cpu_count(),
+    }
+
+
+def strace_summary(c, env, path):
+    """`strace -f -c` of one run: the syscall table as text."""
+    if not shutil.which("strace"):
+        return None
+    run(["strace", "-f", "-c", "-o", path] + split(c.command), env=env)
+    with open(path) as f:
+        return f.read()
 
 
 def callgrind_costs(path):
@@ -842,6 +921,7 @@ def main():
     p.add_argument("--bao-token")
     p.add_argument("--bao-token-file")
     p.add_argument("--azure-unavailable")
+    p.add_argument("--server-pid", action="append", help="NAME=PID of a server (openbao, azure)")
     p.add_argument("--azure-info", help="the first line the Azure test server printed (JSON)")
     p.add_argument("--teller", help="a teller 2.0.7 binary, when one is installed")
     p.add_argument("--warmup", type=int, default=3)
@@ -866,7 +946,7 @@ def main():
         workloads = [w for w in workloads if w.id in keep]
 
     idle = []
-    if not a.only and ctx.binary.knows_supervise():
+    if ctx.binary.knows_supervise() and (not a.only or "idle" in a.only.split(",")):
         env10 = next(w for w in workloads if w.id == "envfile-10")
         idle.append(IdleSupervisor(ctx, "env file, 10 variables", env10.mapping, base_env(env10.env)))
         deep = next((w for w in workloads if w.id == "vault-100x1"), None)
@@ -874,8 +954,6 @@ def main():
             idle.append(IdleSupervisor(ctx, "Vault, 100 paths", deep.mapping, base_env(deep.env)))
 
     for w in workloads:
-        for i in idle:
-            i.poll()
         t0 = time.monotonic()
         rec = run_workload(ctx, w, a)
         rec["seconds"] = round(time.monotonic() - t0, 1)

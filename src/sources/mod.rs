@@ -149,7 +149,7 @@ impl Kind {
     pub fn adhoc(self, rest: &str) -> Result<(SourceConfig, String), String> {
         match self {
             Kind::Envfile => envfile::adhoc(rest).map(|(c, l)| (SourceConfig::Envfile(c), l)),
-            Kind::Vault => vault::adhoc(rest).map(|(c, l)| (SourceConfig::Vault(c), l)),
+            Kind::Vault => vault::adhoc(rest).map(|(c, l)| (SourceConfig::Vault(Box::new(c)), l)),
         }
     }
 }
@@ -158,7 +158,8 @@ impl Kind {
 #[derive(Clone, Debug, PartialEq)]
 pub enum SourceConfig {
     Envfile(envfile::Config),
-    Vault(vault::Config),
+    /// Boxed: far larger than the other variants.
+    Vault(Box<vault::Config>),
 }
 
 /// A key of a `[sources.NAME]` table that the backend does not know.
@@ -177,7 +178,7 @@ impl SourceConfig {
         let mut cb = |p: serde_ignored::Path<'_>| unknown.push(UnknownKey(p.to_string()));
         Ok(match kind {
             Kind::Envfile => SourceConfig::Envfile(serde_ignored::deserialize(d, &mut cb)?),
-            Kind::Vault => SourceConfig::Vault(serde_ignored::deserialize(d, &mut cb)?),
+            Kind::Vault => SourceConfig::Vault(Box::new(serde_ignored::deserialize(d, &mut cb)?)),
         })
     }
 

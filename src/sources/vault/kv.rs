@@ -14,6 +14,15 @@ use super::client::{Client, Method, Reply};
 use crate::secret::Secret;
 use crate::sources::{FailKind, FetchError};
 
+/// What every request of one fetch shares.
+pub struct Session<'a> {
+    pub client: &'a Client,
+    pub deadline: Instant,
+    pub token: &'a Secret,
+    /// Explains a 403 on a path needing a capability.
+    pub denied: &'a (dyn Fn(&str, &str) -> FetchError + Sync),
+}
+
 /// A KV mount: its path with a trailing slash (`secret/`) and version.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Mount {
@@ -52,19 +61,17 @@ impl Fields {
 /// Asks the server which mount holds `path` and its KV version, as
 /// `vault kv get` does. A server without the endpoint (HTTP 404) is taken
 /// as KV v1 on the first path segment, as the CLI does.
-pub fn lookup_mount(
-    client: &Client,
-    deadline: Instant,
-    token: &Secret,
-    path: &str,
-    denied: &dyn Fn(&str, &str) -> FetchError,
-) -> Result<Mount, FetchError> {
-    let reply =
-        client.request(deadline, &Method::Get, &format!("sys/internal/ui/mounts/{path}"), Some(token))?;
+pub fn lookup_mount(s: &Session<'_>, path: &str) -> Result<Mount, FetchError> {
+    let reply = s.client.request(
+        s.deadline,
+        &Method::Get,
+        &format!("sys/internal/ui/mounts/{path}"),
+        Some(s.token),
+    )?;
     match reply.status {
         200..=299 => {}
         404 => return Ok(Mount::first_segment(path, 1)),
-        403 => return Err(denied(path, "read")),
+        403 => return Err((s.denied)(path, "read")),
         s => {
             return Err(FetchError::new(
                 FailKind::Unavailable,
@@ -90,15 +97,13 @@ pub fn lookup_mount(
 }
 
 /// Reads the secret at `path` (mount prefix included) from `mount`.
+/// `forced`: the KV version comes from `kv_version`, not a lookup.
 pub fn read(
-    client: &Client,
-    deadline: Instant,
-    token: &Secret,
+    s: &Session<'_>,
     mount: &Mount,
     path: &str,
     version: Option<u64>,
     forced: bool,
-    denied: &dyn Fn(&str, &str) -> FetchError,
 ) -> Result<Fields, FetchError> {
     let rel = &path[mount.path.len().min(path.len())..];
     let api_path = match (mount.version, version) {
@@ -113,7 +118,7 @@ pub fn read(
         }
         (_, None) => path.to_owned(),
     };
-    let reply = client.request(deadline, &Method::Get, &api_path, Some(token))?;
+    let reply = s.client.request(s.deadline, &Method::Get, &api_path, Some(s.token))?;
     let at = |v: Option<u64>| match v {
         Some(v) => format!("{path} (version {v})"),
         None => path.to_owned(),
@@ -123,7 +128,7 @@ pub fn read(
         404 => return Err(not_found(&reply, mount, path, version, forced)),
         403 => {
             let cap_path = api_path.split('?').next().unwrap_or(&api_path).to_owned();
-            return Err(denied(&cap_path, "read"));
+            return Err((s.denied)(&cap_path, "read"));
         }
         s => {
             return Err(FetchError::new(

@@ -27,7 +27,7 @@ use serde::Deserialize;
 
 pub use auth::{AuthConfig, AuthMethod};
 use client::{Client, Method};
-use kv::{Fields, Mount};
+use kv::{Fields, Mount, Session};
 
 use super::{Backend, Context, FailKind, FetchError, Fetched};
 use crate::http::HttpSettings;
@@ -195,8 +195,10 @@ pub struct Vault {
     client: Client,
     namespace: Option<String>,
     request_timeout: Duration,
-    /// The token of the last fetch, for `finish` and `describe`.
+    /// The token of the last fetch, until `finish`.
     token: Mutex<Option<auth::Token>>,
+    /// Where the last token came from: (`describe` text, environment variable).
+    origin: Mutex<Option<(String, Option<String>)>>,
 }
 
 impl Vault {
@@ -251,6 +253,7 @@ impl Vault {
             namespace,
             request_timeout,
             token: Mutex::new(None),
+            origin: Mutex::new(None),
         })
     }
 
@@ -302,10 +305,13 @@ impl Backend for Vault {
         };
         let secret = token.secret.clone();
         crate::debug!("vault source {}: authenticated ({})", self.name, token.origin);
+        *self.origin.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((token.origin.clone(), token.env_var.clone()));
         *self.token.lock().unwrap_or_else(|e| e.into_inner()) = Some(token);
 
         let valid = std::sync::OnceLock::new();
         let denied = |path: &str, cap: &str| self.denied(deadline, &secret, &valid, path, cap);
+        let session = Session { client: &self.client, deadline, token: &secret, denied: &denied };
         let limit = self.config.concurrency.unwrap_or(DEFAULT_CONCURRENCY).max(1);
 
         // One read per (path, version).
@@ -319,21 +325,12 @@ impl Backend for Vault {
         paths.dedup();
         let mounts = match self.config.kv_version {
             Some(v) => paths.iter().map(|p| (p.to_string(), Ok(Mount::first_segment(p, v)))).collect(),
-            None => self.find_mounts(deadline, &secret, &paths, limit, &denied),
+            None => self.find_mounts(&session, &paths, limit),
         };
 
         let reads: Vec<Result<Fields, FetchError>> =
             bounded(&wanted, limit, |(path, version)| match &mounts[path] {
-                Ok(m) => kv::read(
-                    &self.client,
-                    deadline,
-                    &secret,
-                    m,
-                    path,
-                    *version,
-                    self.config.kv_version.is_some(),
-                    &denied,
-                ),
+                Ok(m) => kv::read(&session, m, path, *version, self.config.kv_version.is_some()),
                 Err(e) => Err(e.clone()),
             });
         let reads: BTreeMap<&(String, Option<u64>), Result<Fields, FetchError>> =
@@ -350,8 +347,8 @@ impl Backend for Vault {
     }
 
     fn credential_vars(&self) -> Vec<String> {
-        let guard = self.token.lock().unwrap_or_else(|e| e.into_inner());
-        guard.as_ref().and_then(|t| t.env_var.clone()).into_iter().collect()
+        let guard = self.origin.lock().unwrap_or_else(|e| e.into_inner());
+        guard.as_ref().and_then(|(_, var)| var.clone()).into_iter().collect()
     }
 
     fn finish(&self) {
@@ -376,8 +373,8 @@ impl Backend for Vault {
     }
 
     fn describe(&self) -> Option<String> {
-        let guard = self.token.lock().unwrap_or_else(|e| e.into_inner());
-        let how = guard.as_ref().map_or_else(|| "not authenticated".to_owned(), |t| t.origin.clone());
+        let guard = self.origin.lock().unwrap_or_else(|e| e.into_inner());
+        let how = guard.as_ref().map_or_else(|| "not authenticated".to_owned(), |(o, _)| o.clone());
         let ns = self.namespace.as_ref().map_or(String::new(), |n| format!(", namespace {n}"));
         Some(format!("{how} at {}{ns}", self.client.address()))
     }
@@ -388,11 +385,9 @@ impl Vault {
     /// more only for paths the found mounts do not cover (nested mounts).
     fn find_mounts(
         &self,
-        deadline: Instant,
-        token: &crate::secret::Secret,
+        session: &Session<'_>,
         paths: &[&str],
         limit: usize,
-        denied: &(dyn Fn(&str, &str) -> FetchError + Sync),
     ) -> BTreeMap<String, Result<Mount, FetchError>> {
         let mut found: Vec<Mount> = Vec::new();
         let mut out: BTreeMap<String, Result<Mount, FetchError>> = BTreeMap::new();
@@ -412,8 +407,7 @@ impl Vault {
                     reps.push(p);
                 }
             }
-            let results =
-                bounded(&reps, limit, |p| kv::lookup_mount(&self.client, deadline, token, p, denied));
+            let results = bounded(&reps, limit, |p| kv::lookup_mount(session, p));
             for (p, r) in reps.iter().zip(results) {
                 match r {
                     Ok(m) => {

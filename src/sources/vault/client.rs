@@ -196,10 +196,10 @@ impl Client {
                     }
                     Err(e) => {
                         crate::trace!("vault: {} {addr}/v1/{path} -> {e}", method_name(method));
-                        if let ureq::Error::Tls(_) | ureq::Error::Rustls(_) | ureq::Error::Pem(_) = e {
+                        if is_tls_failure(&e) {
                             return Err(FetchError::new(
                                 FailKind::Unavailable,
-                                format!("TLS with {addr} failed: {e}"),
+                                format!("TLS with {addr} failed: {}", tls_words(&e)),
                             )
                             .with_hint(
                                 "set ca_cert (or $VAULT_CACERT) to the PEM CA that signed the server's \
@@ -304,6 +304,16 @@ fn read_reply(mut resp: ureq::http::Response<ureq::Body>, status: u16) -> Result
     Ok(Reply { status, body: Json(value) })
 }
 
+/// A certificate or handshake failure: permanent, not worth a retry.
+/// rustls errors reach us wrapped in an `InvalidData` I/O error.
+fn is_tls_failure(e: &ureq::Error) -> bool {
+    match e {
+        ureq::Error::Tls(_) | ureq::Error::Rustls(_) | ureq::Error::Pem(_) => true,
+        ureq::Error::Io(io) => io.kind() == std::io::ErrorKind::InvalidData,
+        _ => false,
+    }
+}
+
 /// A transport failure in operator words (never a header or body).
 fn transport_words(e: &ureq::Error) -> String {
     match e {
@@ -317,6 +327,13 @@ fn transport_words(e: &ureq::Error) -> String {
         ureq::Error::Timeout(t) => format!("timed out ({t})"),
         ureq::Error::HostNotFound => "host not found (DNS)".into(),
         ureq::Error::ConnectionFailed => "connection failed".into(),
+        other => other.to_string(),
+    }
+}
+
+fn tls_words(e: &ureq::Error) -> String {
+    match e {
+        ureq::Error::Io(io) => io.to_string(),
         other => other.to_string(),
     }
 }

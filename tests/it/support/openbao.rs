@@ -321,3 +321,60 @@ impl Drop for OwnedBao {
         self.stop();
     }
 }
+
+/// A dev server with TLS (`-dev-tls`): its own CA in `ca`, killed by PID on drop.
+pub struct TlsBao {
+    pub bao: Bao,
+    pub ca: PathBuf,
+    _dir: TestDir,
+    child: Child,
+}
+
+impl TlsBao {
+    pub fn start() -> TlsBao {
+        let dir = TestDir::new();
+        let port = free_port();
+        let mut child = spawn_dying_with_parent(&[
+            "server",
+            "-dev",
+            "-dev-tls",
+            &format!("-dev-tls-cert-dir={}", dir.path().display()),
+            &format!("-dev-root-token-id={ROOT_TOKEN}"),
+            &format!("-dev-listen-address=127.0.0.1:{port}"),
+            "-dev-no-store-token",
+        ]);
+        LogWatch::follow(child.stdout.take().expect("stdout is piped")).wait_for("Root Token:", 0);
+        let bao =
+            Bao { addr: format!("https://127.0.0.1:{port}"), root: ROOT_TOKEN.into(), pid: child.id(), port };
+        TlsBao { bao, ca: dir.join("vault-ca.pem"), _dir: dir, child }
+    }
+
+    /// The CLI against this server, trusting its CA.
+    pub fn cli_stdin(&self, args: &[&str], stdin: &str) -> String {
+        use std::io::Write;
+        let mut child = Command::new(tool("bao"))
+            .args(args)
+            .env_clear()
+            .env("BAO_ADDR", &self.bao.addr)
+            .env("BAO_TOKEN", &self.bao.root)
+            .env("BAO_CACERT", &self.ca)
+            .env("HOME", std::env::temp_dir())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run bao");
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "bao {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    }
+}
+
+impl Drop for TlsBao {
+    fn drop(&mut self) {
+        // SAFETY: kill on a PID we spawned and have not yet reaped.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGKILL) };
+        let _ = self.child.wait();
+    }
+}

@@ -796,3 +796,28 @@ fn tls_with_ca_cert_and_cert_auth() {
     assert_eq!(r.stdout, "over-tls");
     r.assert_stderr_contains("revoked the login token");
 }
+
+#[test]
+fn config_mistakes_are_reported_before_any_request() {
+    let t = TestDir::new();
+    t.file(
+        "secretexec.toml",
+        "[sources.v]\ntype = \"vault\"\nadress = \"http://x:1\"\nauth = { method = \"approle\", roleid = \"r\" }\n[env]\nK = \"v:secret/app#k\"\n",
+    );
+    let r = secretexec().current_dir(t.path()).args(["--", "true"]).run();
+    r.assert_code(125).assert_stderr_contains("adress").assert_stderr_contains("auth.roleid");
+    t.file(
+        "secretexec.toml",
+        "[sources.v]\ntype = \"vault\"\nkv_version = 3\n[env]\nK = \"v:secret/app#k\"\n",
+    );
+    let r = secretexec().current_dir(t.path()).args(["--", "true"]).run();
+    r.assert_code(125).assert_stderr_contains("kv_version must be 1 or 2");
+    t.file(
+        "secretexec.toml",
+        "[sources.v]\ntype = \"vault\"\nauth = { method = \"kerberos\" }\n[env]\nK = \"v:secret/app#k\"\n",
+    );
+    let r = secretexec().current_dir(t.path()).args(["--", "true"]).run();
+    r.assert_code(125).assert_stderr_contains("unknown auth method; use one of: token, approle");
+    let r = secretexec().args(["-e", "K=vault:secret", "--", "true"]).run();
+    r.assert_code(125).assert_stderr_contains("names only a mount");
+}

@@ -41,8 +41,7 @@ pub struct AuthConfig {
     pub password_file: Option<PathBuf>,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum AuthMethod {
     #[default]
     Token,
@@ -53,7 +52,27 @@ pub enum AuthMethod {
     Cert,
 }
 
+impl<'de> Deserialize<'de> for AuthMethod {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        AuthMethod::ALL.iter().copied().find(|m| m.name() == s).ok_or_else(|| {
+            // No quotes: the config layer hides quoted text, and this list is no secret.
+            let names: Vec<&str> = AuthMethod::ALL.iter().map(|m| m.name()).collect();
+            serde::de::Error::custom(format!("unknown auth method; use one of: {}", names.join(", ")))
+        })
+    }
+}
+
 impl AuthMethod {
+    const ALL: &'static [AuthMethod] = &[
+        AuthMethod::Token,
+        AuthMethod::Approle,
+        AuthMethod::Kubernetes,
+        AuthMethod::Jwt,
+        AuthMethod::Userpass,
+        AuthMethod::Cert,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             AuthMethod::Token => "token",

@@ -18,7 +18,9 @@ use std::time::Instant;
 
 use crate::secret::Secret;
 
+pub mod age;
 pub mod envfile;
+pub mod sops;
 
 /// What a backend returns for one locator.
 pub enum Fetched {
@@ -118,14 +120,18 @@ pub trait Backend: Send + Sync {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Kind {
     Envfile,
+    Age,
+    Sops,
 }
 
 impl Kind {
-    pub const ALL: &'static [Kind] = &[Kind::Envfile];
+    pub const ALL: &'static [Kind] = &[Kind::Envfile, Kind::Age, Kind::Sops];
 
     pub fn name(self) -> &'static str {
         match self {
             Kind::Envfile => "envfile",
+            Kind::Age => "age",
+            Kind::Sops => "sops",
         }
     }
 
@@ -137,6 +143,8 @@ impl Kind {
     pub fn check_locator(self, locator: &str) -> Result<(), String> {
         match self {
             Kind::Envfile => envfile::check_locator(locator),
+            Kind::Age => age::check_locator(locator),
+            Kind::Sops => sops::check_locator(locator),
         }
     }
 
@@ -145,6 +153,8 @@ impl Kind {
     pub fn adhoc(self, rest: &str) -> Result<(SourceConfig, String), String> {
         match self {
             Kind::Envfile => envfile::adhoc(rest).map(|(c, l)| (SourceConfig::Envfile(c), l)),
+            Kind::Age => age::adhoc(rest).map(|(c, l)| (SourceConfig::Age(c), l)),
+            Kind::Sops => sops::adhoc(rest).map(|(c, l)| (SourceConfig::Sops(c), l)),
         }
     }
 }
@@ -153,6 +163,8 @@ impl Kind {
 #[derive(Clone, Debug, PartialEq)]
 pub enum SourceConfig {
     Envfile(envfile::Config),
+    Age(age::Config),
+    Sops(sops::Config),
 }
 
 /// A key of a `[sources.NAME]` table that the backend does not know.
@@ -171,6 +183,8 @@ impl SourceConfig {
         let mut cb = |p: serde_ignored::Path<'_>| unknown.push(UnknownKey(p.to_string()));
         Ok(match kind {
             Kind::Envfile => SourceConfig::Envfile(serde_ignored::deserialize(d, &mut cb)?),
+            Kind::Age => SourceConfig::Age(serde_ignored::deserialize(d, &mut cb)?),
+            Kind::Sops => SourceConfig::Sops(serde_ignored::deserialize(d, &mut cb)?),
         })
     }
 
@@ -178,12 +192,16 @@ impl SourceConfig {
     pub fn rebase(&mut self, base: &std::path::Path) {
         match self {
             SourceConfig::Envfile(c) => c.path = base.join(&c.path),
+            SourceConfig::Age(c) => c.rebase(base),
+            SourceConfig::Sops(c) => c.rebase(base),
         }
     }
 
     pub fn kind(&self) -> Kind {
         match self {
             SourceConfig::Envfile(_) => Kind::Envfile,
+            SourceConfig::Age(_) => Kind::Age,
+            SourceConfig::Sops(_) => Kind::Sops,
         }
     }
 
@@ -191,7 +209,7 @@ impl SourceConfig {
     /// (an inline token): the mapping then gets the strict permission check.
     pub fn holds_inline_credential(&self) -> bool {
         match self {
-            SourceConfig::Envfile(_) => false,
+            SourceConfig::Envfile(_) | SourceConfig::Age(_) | SourceConfig::Sops(_) => false,
         }
     }
 
@@ -200,6 +218,8 @@ impl SourceConfig {
     pub fn open(&self, name: &str) -> Result<Box<dyn Backend>, FetchError> {
         match self {
             SourceConfig::Envfile(c) => Ok(Box::new(envfile::EnvFile::new(name, c.clone()))),
+            SourceConfig::Age(c) => Ok(Box::new(age::AgeFile::new(name, c.clone()))),
+            SourceConfig::Sops(c) => Ok(Box::new(sops::SopsFile::new(name, c.clone()))),
         }
     }
 }

@@ -189,6 +189,31 @@ fn describe_path(loc: &Locator, upto: usize) -> String {
     s
 }
 
+/// INI sections that appear more than once (sops always writes an empty
+/// `DEFAULT` first) become one: keys in file order, a later key wins.
+fn merge_sections(doc: Plain) -> Plain {
+    let Plain::Map(sections) = doc else { return doc };
+    let mut out: Vec<(String, Plain)> = Vec::new();
+    for (name, section) in sections {
+        let Plain::Map(items) = section else {
+            out.push((name, section));
+            continue;
+        };
+        match out.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, Plain::Map(existing))) => {
+                for (k, v) in items {
+                    match existing.iter_mut().find(|(ek, _)| *ek == k) {
+                        Some(slot) => slot.1 = v,
+                        None => existing.push((k, v)),
+                    }
+                }
+            }
+            _ => out.push((name, Plain::Map(items))),
+        }
+    }
+    Plain::Map(out)
+}
+
 fn flatten(node: &Plain, prefix: &str, out: &mut Vec<(String, Secret)>) {
     let join = |k: &str| if prefix.is_empty() { k.to_owned() } else { format!("{prefix}{FLATTEN_SEPARATOR}{k}") };
     match node {
@@ -226,7 +251,7 @@ impl SopsFile {
         let mut docs = tree::read(format, text).map_err(|e| corrupt(e.0))?;
         let md = metadata::extract(format, &mut docs).map_err(corrupt)?;
         let key = self.data_key(&md, &shown)?;
-        cipher::decrypt_documents(&docs, &key, &md.rule, md.mac_only_encrypted, &md.mac, &md.lastmodified).map_err(
+        let plain = cipher::decrypt_documents(&docs, &key, &md.rule, md.mac_only_encrypted, &md.mac, &md.lastmodified).map_err(
             |e| {
                 let detail = match e {
                     CipherError::Value { path, what } => format!("value at {path}: {what}"),
@@ -235,7 +260,8 @@ impl SopsFile {
                 FetchError::new(FailKind::Corrupt, format!("{shown}: file modified or corrupted: {detail}"))
                     .with_hint("restore the file from version control, or re-encrypt it with sops")
             },
-        )
+        )?;
+        Ok(if format == Format::Ini { plain.into_iter().map(merge_sections).collect() } else { plain })
     }
 
     /// Recovers the 32-byte data key from the age recipients.

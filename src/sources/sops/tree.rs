@@ -224,15 +224,9 @@ fn read_ini(text: &str) -> Result<Node, ParseError> {
             let Some(end) = rest.find(']') else {
                 return Err(ParseError(format!("line {}: unclosed section header", n + 1)));
             };
-            let name = rest[..end].trim().to_owned();
-            match sections.iter().position(|(s, _)| *s == name) {
-                // Repeated sections are merged, as go-ini does.
-                Some(i) => {
-                    let s = sections.remove(i);
-                    sections.push(s);
-                }
-                None => sections.push((name, Vec::new())),
-            }
+            // Repeated sections stay separate, as go-ini keeps them for sops (the MAC
+            // follows this order); lookups merge them (see `merge_sections`).
+            sections.push((rest[..end].trim().to_owned(), Vec::new()));
             continue;
         }
         let Some(pos) = line.find(['=', ':']) else {

@@ -1,0 +1,1 @@
+//! age interop (filled below).

@@ -144,7 +144,11 @@ pub fn load_identities(explicit: &[PathBuf], follow_symlinks: bool) -> Result<Id
         if let Some(p) = std::env::var_os("SOPS_AGE_KEY_FILE").filter(|v| !v.is_empty()) {
             let p = PathBuf::from(p);
             let bytes = fsperm::read_secret_file(&p, follow_symlinks)?;
-            parse_identity_file(bytes.expose(), &format!("{} ($SOPS_AGE_KEY_FILE)", p.display()), &mut ids.keys)?;
+            parse_identity_file(
+                bytes.expose(),
+                &format!("{} ($SOPS_AGE_KEY_FILE)", p.display()),
+                &mut ids.keys,
+            )?;
             ids.places.push(format!("$SOPS_AGE_KEY_FILE ({})", p.display()));
         } else {
             tried.push("$SOPS_AGE_KEY_FILE".to_owned());
@@ -208,7 +212,10 @@ fn parse_identity_file(
         return parse_ssh_identity(trimmed, place, out);
     }
     let Ok(text) = std::str::from_utf8(bytes) else {
-        return Err(FetchError::new(FailKind::Local, format!("{place}: an identity file must be UTF-8 text")));
+        return Err(FetchError::new(
+            FailKind::Local,
+            format!("{place}: an identity file must be UTF-8 text"),
+        ));
     };
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();

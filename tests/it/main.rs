@@ -3,6 +3,6 @@
 
 mod support;
 
-mod cli;
 mod age;
+mod cli;
 mod sops;

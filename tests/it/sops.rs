@@ -50,8 +50,12 @@ fn encrypt(t: &TestDir, k: &Keys, name: &str, plain: &[u8], v: Variant) -> (Path
         }
         Variant::UnencryptedSuffix => args.extend(["--unencrypted-suffix".into(), "_pub".into()]),
         Variant::EncryptedSuffix => args.extend(["--encrypted-suffix".into(), "_secret".into()]),
-        Variant::EncryptedRegex => args.extend(["--encrypted-regex".into(), "^(password|user|k[0-9]+)$".into()]),
-        Variant::UnencryptedRegex => args.extend(["--unencrypted-regex".into(), "^(host|port|token_pub)$".into()]),
+        Variant::EncryptedRegex => {
+            args.extend(["--encrypted-regex".into(), "^(password|user|k[0-9]+)$".into()])
+        }
+        Variant::UnencryptedRegex => {
+            args.extend(["--unencrypted-regex".into(), "^(host|port|token_pub)$".into()])
+        }
         Variant::MacOnlyEncrypted => {
             config = Some(format!(
                 "creation_rules:\n  - age: {}\n    encrypted_regex: '^(password|k[0-9]+|ключ)$'\n    mac_only_encrypted: true\n",
@@ -134,7 +138,8 @@ fn oracle_yaml_and_json_every_variant() {
         for seed in 0..2u64 {
             let mut rng = Rng::new(1000 * n as u64 + seed);
             let docs = if seed == 1 { 1 + rng.below(3) } else { 1 };
-            let (file, key) = encrypt(&t, &k, &format!("y{n}s{seed}.yaml"), yaml_doc(&mut rng, docs).as_bytes(), *v);
+            let (file, key) =
+                encrypt(&t, &k, &format!("y{n}s{seed}.yaml"), yaml_doc(&mut rng, docs).as_bytes(), *v);
             compared += compare(&t, &file, &key);
             let json = Gen::document(&mut rng, 3).to_json();
             let (file, key) = encrypt(&t, &k, &format!("j{n}s{seed}.json"), json.as_bytes(), *v);
@@ -155,8 +160,18 @@ fn oracle_yaml_multi_document() {
     compare(&t, &file, &key);
 }
 
-const ENV_KEYS: &[&str] =
-    &["DB_PASSWORD", "API_KEY", "user", "k1", "k2", "ключ", "token_pub", "name_unencrypted", "api_secret", "password"];
+const ENV_KEYS: &[&str] = &[
+    "DB_PASSWORD",
+    "API_KEY",
+    "user",
+    "k1",
+    "k2",
+    "ключ",
+    "token_pub",
+    "name_unencrypted",
+    "api_secret",
+    "password",
+];
 const INI_KEYS: &[&str] = &["password", "user", "host", "port", "k1", "token_pub", "api_secret"];
 
 fn ini_value(rng: &mut Rng) -> String {
@@ -172,14 +187,16 @@ fn oracle_dotenv_ini_binary() {
     let t = TestDir::new();
     let k = keys(&t);
     let mut compared = 0;
-    for (n, v) in [Variant::Plain, Variant::TwoRecipients, Variant::UnencryptedSuffix, Variant::KeyGroupsShamir]
-        .iter()
-        .enumerate()
+    for (n, v) in
+        [Variant::Plain, Variant::TwoRecipients, Variant::UnencryptedSuffix, Variant::KeyGroupsShamir]
+            .iter()
+            .enumerate()
     {
         for seed in 0..2u64 {
             let mut rng = Rng::new(5000 + 10 * n as u64 + seed);
             let entries = Gen::flat(&mut rng, ENV_KEYS, |r| Gen::string(r).replace('\\', "/"));
-            let doc: String = entries.iter().map(|(k, v)| format!("{k}={}\n", v.replace('\n', "\\n"))).collect();
+            let doc: String =
+                entries.iter().map(|(k, v)| format!("{k}={}\n", v.replace('\n', "\\n"))).collect();
             let (file, key) = encrypt(&t, &k, &format!("e{n}s{seed}.env"), doc.as_bytes(), *v);
             compared += compare(&t, &file, &key);
 
@@ -235,14 +252,20 @@ fn star_import_flattens_nested_maps_and_lists() {
     r.assert_code(0);
     let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     let names: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
-    assert_eq!(names, ["db__password", "db__user", "db__port", "list__0", "list__1", "flag", "plain_unencrypted"]);
+    assert_eq!(
+        names,
+        ["db__password", "db__user", "db__port", "list__0", "list__1", "flag", "plain_unencrypted"]
+    );
     assert_eq!(v["db__port"], "5432");
     assert_eq!(v["flag"], "true");
     // A subtree with `.*`.
     let r = secretexec()
         .env("SOPS_AGE_KEY_FILE", &k.identity)
         .args(["render", "--format", "json", "-c"])
-        .arg(t.file("sub.toml", format!("[[import]]\nref = \"sops:{}#db.*\"\nprefix = \"DB_\"\n", file.display())))
+        .arg(t.file(
+            "sub.toml",
+            format!("[[import]]\nref = \"sops:{}#db.*\"\nprefix = \"DB_\"\n", file.display()),
+        ))
         .run();
     r.assert_code(0);
     assert!(r.stdout.contains("\"DB_user\": \"admin\""), "{}", r.stdout);
@@ -256,7 +279,15 @@ fn missing_path_and_non_scalar_are_clear_errors() {
     let f = file.display();
     let r = secretexec()
         .env("SOPS_AGE_KEY_FILE", &k.identity)
-        .args(["check", "-e", &format!("A=sops:{f}#db.nope"), "-e", &format!("B=sops:{f}#db"), "-e", &format!("C=sops:{f}#list[5]")])
+        .args([
+            "check",
+            "-e",
+            &format!("A=sops:{f}#db.nope"),
+            "-e",
+            &format!("B=sops:{f}#db"),
+            "-e",
+            &format!("C=sops:{f}#list[5]"),
+        ])
         .run();
     r.assert_code(1).assert_no_canary(CANARY);
     assert!(r.all().contains("db.nope not found"), "{}", r.all());
@@ -299,7 +330,10 @@ fn tampering_is_refused() {
         ("mac", flip(&good, "mac: ENC", "data:")),
         ("lastmodified", {
             let l = line_of("lastmodified:");
-            let changed = if l.contains(":00Z") { l.replace(":00Z", ":01Z") } else { l.replacen("Z\"", "Z\"", 1).replace(&l[l.len() - 4..], "00Z\"") };
+            // One second later or earlier: the last digit before the Z.
+            let z = l.rfind('Z').unwrap();
+            let digit = if &l[z - 1..z] == "0" { "1" } else { "0" };
+            let changed = format!("{}{digit}{}", &l[..z - 1], &l[z..]);
             assert_ne!(l, changed);
             good.replace(&l, &changed)
         }),
@@ -311,7 +345,10 @@ fn tampering_is_refused() {
             good.replace(&p, "@P@").replace(&u, &p).replace("@P@", &u)
         }),
         ("plaintext instead of ENC", good.replace(&enc_of("user:"), "admin")),
-        ("unencrypted value changed", good.replace("plain_unencrypted: visible", "plain_unencrypted: changed")),
+        (
+            "unencrypted value changed",
+            good.replace("plain_unencrypted: visible", "plain_unencrypted: changed"),
+        ),
     ];
     for (what, text) in cases {
         assert_ne!(text, good, "{what}: the tamper changed nothing");
@@ -366,7 +403,13 @@ fn canary_never_printed_and_sops_age_key_scrubbed() {
         .env("SOPS_AGE_KEY", &k.secret)
         .args(["-vvv", "-e"])
         .arg(format!("P=sops:{}#db.password", file.display()))
-        .args(["--", "sh", "-c", "test \"$P\" = \"$0\" && echo same; echo \"key:${SOPS_AGE_KEY:-unset}\"", CANARY])
+        .args([
+            "--",
+            "sh",
+            "-c",
+            "test \"$P\" = \"$0\" && echo same; echo \"key:${SOPS_AGE_KEY:-unset}\"",
+            CANARY,
+        ])
         .run();
     r.assert_code(0);
     assert!(r.stdout.contains("same"), "{}", r.stdout);

@@ -65,7 +65,12 @@ fn open(value: &str, key: &[u8; 32], aad: &str) -> Result<(Zeroizing<Vec<u8>>, S
     }
     let cipher = Aes256Gcm32::new(key.into());
     cipher
-        .decrypt_in_place_detached(Nonce::<U32>::from_slice(&iv), aad.as_bytes(), &mut buf, Tag::from_slice(&tag))
+        .decrypt_in_place_detached(
+            Nonce::<U32>::from_slice(&iv),
+            aad.as_bytes(),
+            &mut buf,
+            Tag::from_slice(&tag),
+        )
         .map_err(|_| "authentication failed: the value, its IV or tag, or its key path was modified")?;
     Ok((buf, kind.to_owned()))
 }
@@ -79,8 +84,14 @@ fn parse_bool(s: &[u8]) -> Option<bool> {
     }
 }
 
+/// How sops (and the Python sops before it) writes a boolean into the MAC.
+fn go_bool(v: bool) -> &'static [u8] {
+    if v { b"True" } else { b"False" }
+}
+
 /// A decrypted value: what the variable gets, and what the MAC hashes.
-fn typed(plain: Zeroizing<Vec<u8>>, kind: &str) -> Result<(Secret, Option<Zeroizing<Vec<u8>>>), String> {
+/// The MAC text differs from the value only for booleans (`True`/`False`).
+fn typed(plain: Zeroizing<Vec<u8>>, kind: &str) -> Result<(Secret, Option<&'static [u8]>), String> {
     match kind {
         "str" | "bytes" | "time" => Ok((Secret::copy_from(&plain), None)),
         "int" => {
@@ -95,8 +106,7 @@ fn typed(plain: Zeroizing<Vec<u8>>, kind: &str) -> Result<(Secret, Option<Zeroiz
         }
         "bool" => {
             let v = parse_bool(&plain).ok_or("bool value does not parse")?;
-            let mac = Zeroizing::new(if v { b"True".to_vec() } else { b"False".to_vec() });
-            Ok((Secret::copy_from(if v { b"true" } else { b"false" }), Some(mac)))
+            Ok((Secret::copy_from(if v { b"true" } else { b"false" }), Some(go_bool(v))))
         }
         // Comments are never values; an encrypted comment where a value should be is tampering.
         other => Err(format!("unknown value type {other:?}")),
@@ -157,16 +167,15 @@ impl Walk<'_> {
         } else {
             match s {
                 Scalar::Str(v) | Scalar::Int(v) | Scalar::Float(v) => (Secret::copy_from(v.as_bytes()), None),
-                Scalar::Bool(b) => (
-                    Secret::copy_from(if *b { b"true" } else { b"false" }),
-                    Some(Zeroizing::new(if *b { b"True".to_vec() } else { b"False".to_vec() })),
-                ),
+                Scalar::Bool(b) => {
+                    (Secret::copy_from(if *b { b"true" } else { b"false" }), Some(go_bool(*b)))
+                }
                 Scalar::Null => (Secret::new(Vec::new()), None),
             }
         };
         if !self.mac_only_encrypted || encrypted {
             match &mac_text {
-                Some(t) => self.hash.update(t.as_slice()),
+                Some(t) => self.hash.update(t),
                 None => self.hash.update(value.expose()),
             }
         }
@@ -182,7 +191,8 @@ fn canonical_time(t: &str) -> Option<String> {
         return None;
     }
     let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
-    if !(digits(0..4) && digits(5..7) && digits(8..10) && digits(11..13) && digits(14..16) && digits(17..19)) {
+    if !(digits(0..4) && digits(5..7) && digits(8..10) && digits(11..13) && digits(14..16) && digits(17..19))
+    {
         return None;
     }
     let mut rest = &t[19..];
@@ -193,17 +203,18 @@ fn canonical_time(t: &str) -> Option<String> {
         }
         rest = &frac[n..];
     }
-    let zone = match rest {
-        "Z" => "Z".to_owned(),
-        z if z.len() == 6
-            && (z.starts_with('+') || z.starts_with('-'))
-            && z.as_bytes()[3] == b':'
-            && z[1..3].bytes().chain(z[4..6].bytes()).all(|c| c.is_ascii_digit()) =>
-        {
-            if &z[1..] == "00:00" { "Z".to_owned() } else { z.to_owned() }
-        }
-        _ => return None,
-    };
+    let zone =
+        match rest {
+            "Z" => "Z".to_owned(),
+            z if z.len() == 6
+                && (z.starts_with('+') || z.starts_with('-'))
+                && z.as_bytes()[3] == b':'
+                && z[1..3].bytes().chain(z[4..6].bytes()).all(|c| c.is_ascii_digit()) =>
+            {
+                if &z[1..] == "00:00" { "Z".to_owned() } else { z.to_owned() }
+            }
+            _ => return None,
+        };
     Some(format!("{}{zone}", &t[..19]))
 }
 
@@ -228,7 +239,8 @@ pub fn decrypt_documents(
     if stored_mac.is_empty() {
         return Err(CipherError::Mac("the file has no MAC".into()));
     }
-    let (mac, kind) = open(stored_mac, key, &aad).map_err(|e| CipherError::Mac(format!("the MAC cannot be decrypted ({e})")))?;
+    let (mac, kind) = open(stored_mac, key, &aad)
+        .map_err(|e| CipherError::Mac(format!("the MAC cannot be decrypted ({e})")))?;
     if kind != "str" || mac.as_slice() != computed.as_bytes() {
         return Err(CipherError::Mac("the MAC does not match the file's values".into()));
     }

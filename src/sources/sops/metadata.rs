@@ -90,7 +90,9 @@ pub fn extract(format: Format, docs: &mut [Node]) -> Result<Metadata, String> {
                 let items = items
                     .into_iter()
                     .map(|(k, v)| match v {
-                        Node::Scalar(Scalar::Str(s)) => (k, Node::Scalar(Scalar::Str(s.replace("\\n", "\n")))),
+                        Node::Scalar(Scalar::Str(s)) => {
+                            (k, Node::Scalar(Scalar::Str(s.replace("\\n", "\n"))))
+                        }
                         other => (k, other),
                     })
                     .collect();
@@ -245,7 +247,9 @@ fn parse(tree: &Node) -> Result<Metadata, String> {
             rules.push(make(v));
         }
     }
-    for field in ["unencrypted_regex", "encrypted_regex", "unencrypted_comment_regex", "encrypted_comment_regex"] {
+    for field in
+        ["unencrypted_regex", "encrypted_regex", "unencrypted_comment_regex", "encrypted_comment_regex"]
+    {
         if text(m, field).is_some_and(|v| !v.is_empty()) {
             rules.push(Rule::ByForm(field));
         }

@@ -215,11 +215,14 @@ fn merge_sections(doc: Plain) -> Plain {
 }
 
 fn flatten(node: &Plain, prefix: &str, out: &mut Vec<(String, Secret)>) {
-    let join = |k: &str| if prefix.is_empty() { k.to_owned() } else { format!("{prefix}{FLATTEN_SEPARATOR}{k}") };
+    let join =
+        |k: &str| if prefix.is_empty() { k.to_owned() } else { format!("{prefix}{FLATTEN_SEPARATOR}{k}") };
     match node {
         Plain::Leaf(v) => out.push((prefix.to_owned(), v.clone())),
         Plain::Map(items) => items.iter().for_each(|(k, v)| flatten(v, &join(k), out)),
-        Plain::List(items) => items.iter().enumerate().for_each(|(i, v)| flatten(v, &join(&i.to_string()), out)),
+        Plain::List(items) => {
+            items.iter().enumerate().for_each(|(i, v)| flatten(v, &join(&i.to_string()), out))
+        }
     }
 }
 
@@ -241,7 +244,10 @@ impl SopsFile {
         let bytes = std::fs::read(path)
             .map_err(|e| FetchError::new(FailKind::NotFound, format!("cannot read {shown}: {e}")))?;
         let text = std::str::from_utf8(&bytes).map_err(|_| {
-            FetchError::new(FailKind::Corrupt, format!("{shown}: not UTF-8 text, so not a SOPS {} file", format.name()))
+            FetchError::new(
+                FailKind::Corrupt,
+                format!("{shown}: not UTF-8 text, so not a SOPS {} file", format.name()),
+            )
         })?;
         let corrupt = |m: String| {
             FetchError::new(FailKind::Corrupt, format!("{shown} ({} format): {m}", format.name())).with_hint(
@@ -251,21 +257,31 @@ impl SopsFile {
         let mut docs = tree::read(format, text).map_err(|e| corrupt(e.0))?;
         let md = metadata::extract(format, &mut docs).map_err(corrupt)?;
         let key = self.data_key(&md, &shown)?;
-        let plain = cipher::decrypt_documents(&docs, &key, &md.rule, md.mac_only_encrypted, &md.mac, &md.lastmodified).map_err(
-            |e| {
-                let detail = match e {
-                    CipherError::Value { path, what } => format!("value at {path}: {what}"),
-                    CipherError::Mac(m) => m,
-                };
-                FetchError::new(FailKind::Corrupt, format!("{shown}: file modified or corrupted: {detail}"))
-                    .with_hint("restore the file from version control, or re-encrypt it with sops")
-            },
-        )?;
+        let plain = cipher::decrypt_documents(
+            &docs,
+            &key,
+            &md.rule,
+            md.mac_only_encrypted,
+            &md.mac,
+            &md.lastmodified,
+        )
+        .map_err(|e| {
+            let detail = match e {
+                CipherError::Value { path, what } => format!("value at {path}: {what}"),
+                CipherError::Mac(m) => m,
+            };
+            FetchError::new(FailKind::Corrupt, format!("{shown}: file modified or corrupted: {detail}"))
+                .with_hint("restore the file from version control, or re-encrypt it with sops")
+        })?;
         Ok(if format == Format::Ini { plain.into_iter().map(merge_sections).collect() } else { plain })
     }
 
     /// Recovers the 32-byte data key from the age recipients.
-    fn data_key(&self, md: &metadata::Metadata, shown: &str) -> Result<zeroize::Zeroizing<[u8; 32]>, FetchError> {
+    fn data_key(
+        &self,
+        md: &metadata::Metadata,
+        shown: &str,
+    ) -> Result<zeroize::Zeroizing<[u8; 32]>, FetchError> {
         let explicit = self.config.identity_file.as_ref().map_or(&[][..], |i| i.paths());
         let has_age = md.groups.iter().any(|g| !g.age.is_empty());
         let mut others: Vec<&str> = md.groups.iter().flat_map(|g| g.other.iter().copied()).collect();
@@ -279,19 +295,30 @@ impl SopsFile {
                     others.join(", ")
                 ),
             )
-            .with_hint("add an age recipient to the file: sops updatekeys, or sops -r -i --add-age RECIPIENT FILE")
+            .with_hint(
+                "add an age recipient to the file: sops updatekeys, or sops -r -i --add-age RECIPIENT FILE",
+            )
         };
         if !has_age {
             return Err(only_age());
         }
         let ids = load_identities(explicit, self.config.follow_symlinks)?;
-        self.used_vars.lock().expect("no panics while holding the lock").extend(ids.credential_vars.iter().cloned());
-        let refs: Vec<&dyn age::Identity> = ids.keys.iter().map(|k| k.as_ref() as &dyn age::Identity).collect();
+        self.used_vars
+            .lock()
+            .expect("no panics while holding the lock")
+            .extend(ids.credential_vars.iter().cloned());
+        let refs: Vec<&dyn age::Identity> =
+            ids.keys.iter().map(|k| k.as_ref() as &dyn age::Identity).collect();
         let mut parts: Vec<Secret> = Vec::new();
         let mut last_err = None;
         for g in &md.groups {
             for k in &g.age {
-                match super::age::decrypt(k.enc.as_bytes(), &refs, &format!("{shown}: data key for {}", k.recipient), &ids.places) {
+                match super::age::decrypt(
+                    k.enc.as_bytes(),
+                    &refs,
+                    &format!("{shown}: data key for {}", k.recipient),
+                    &ids.places,
+                ) {
                     Ok(part) => {
                         parts.push(part);
                         break;
@@ -313,26 +340,39 @@ impl SopsFile {
                         parts.len(),
                         md.groups.len(),
                         recipients.join(", "),
-                        if others.is_empty() { String::new() } else { format!("; other key types, not supported: {}", others.join(", ")) },
+                        if others.is_empty() {
+                            String::new()
+                        } else {
+                            format!("; other key types, not supported: {}", others.join(", "))
+                        },
                     ),
                 ));
             }
             let shares: Vec<&[u8]> = parts.iter().map(|p| p.expose()).collect();
-            let k = shamir::combine(&shares)
-                .map_err(|m| FetchError::new(FailKind::Corrupt, format!("{shown}: the data key shares: {m}")))?;
+            let k = shamir::combine(&shares).map_err(|m| {
+                FetchError::new(FailKind::Corrupt, format!("{shown}: the data key shares: {m}"))
+            })?;
             Secret::copy_from(&k)
         } else {
             match parts.pop() {
                 Some(k) => k,
                 None => {
-                    let recipients: Vec<&str> = md.groups[0].age.iter().map(|k| k.recipient.as_str()).collect();
+                    let recipients: Vec<&str> =
+                        md.groups[0].age.iter().map(|k| k.recipient.as_str()).collect();
                     let mut e = last_err.unwrap_or_else(only_age);
                     if e.kind == FailKind::Auth {
                         e.message = format!(
                             "{shown}: none of the age identities ({}) is a recipient of this file (recipients: {}){}",
                             ids.places.join(", "),
                             recipients.join(", "),
-                            if others.is_empty() { String::new() } else { format!("; it also has {} keys, which secretexec does not support (only age)", others.join(", ")) },
+                            if others.is_empty() {
+                                String::new()
+                            } else {
+                                format!(
+                                    "; it also has {} keys, which secretexec does not support (only age)",
+                                    others.join(", ")
+                                )
+                            },
                         );
                     }
                     return Err(e);
@@ -340,7 +380,10 @@ impl SopsFile {
             }
         };
         let key: [u8; 32] = key.expose().try_into().map_err(|_| {
-            FetchError::new(FailKind::Corrupt, format!("{shown}: the data key is {} bytes, expected 32", key.len()))
+            FetchError::new(
+                FailKind::Corrupt,
+                format!("{shown}: the data key is {} bytes, expected 32", key.len()),
+            )
         })?;
         Ok(zeroize::Zeroizing::new(key))
     }
@@ -353,7 +396,9 @@ fn answer(docs: &[Plain], loc: &str, format: Format, shown: &str) -> Result<Fetc
         if format != Format::Binary {
             return Err(FetchError::new(
                 FailKind::Local,
-                format!("{shown}: an empty locator means the whole plaintext, which only binary SOPS files have; name a key or use *"),
+                format!(
+                    "{shown}: an empty locator means the whole plaintext, which only binary SOPS files have; name a key or use *"
+                ),
             ));
         }
         return answer(docs, "data", format, shown);
@@ -388,7 +433,10 @@ fn answer(docs: &[Plain], loc: &str, format: Format, shown: &str) -> Result<Fetc
         let mut out = Vec::new();
         match node {
             Plain::Leaf(_) => {
-                return Err(not_found(format!("{} is a single value; drop the .*", describe_path(&loc, loc.steps.len()))));
+                return Err(not_found(format!(
+                    "{} is a single value; drop the .*",
+                    describe_path(&loc, loc.steps.len())
+                )));
             }
             _ => flatten(node, "", &mut out),
         }
@@ -396,7 +444,9 @@ fn answer(docs: &[Plain], loc: &str, format: Format, shown: &str) -> Result<Fetc
             if out[..i].iter().any(|(o, _)| o == k) {
                 return Err(FetchError::new(
                     FailKind::Local,
-                    format!("{shown}: two values flatten to the name {k} (nested keys are joined with {FLATTEN_SEPARATOR})"),
+                    format!(
+                        "{shown}: two values flatten to the name {k} (nested keys are joined with {FLATTEN_SEPARATOR})"
+                    ),
                 ));
             }
         }

@@ -91,7 +91,9 @@ mod tests {
             s
         };
         let (a, b, c) = (share(1), share(2), share(3));
-        for set in [vec![&a[..], &b[..]], vec![&b[..], &c[..]], vec![&a[..], &c[..]], vec![&a[..], &b[..], &c[..]]] {
+        for set in
+            [vec![&a[..], &b[..]], vec![&b[..], &c[..]], vec![&a[..], &c[..]], vec![&a[..], &b[..], &c[..]]]
+        {
             assert_eq!(&combine(&set).unwrap()[..], &secret[..]);
         }
         assert!(combine(&[&a[..], &a[..]]).is_err());

@@ -166,7 +166,9 @@ fn read_json(text: &str) -> Result<Node, ParseError> {
     fn convert(v: serde_json::Value) -> Result<Node, ParseError> {
         use serde_json::Value as V;
         Ok(match v {
-            V::Object(m) => Node::Map(m.into_iter().map(|(k, v)| Ok((k, convert(v)?))).collect::<Result<_, _>>()?),
+            V::Object(m) => {
+                Node::Map(m.into_iter().map(|(k, v)| Ok((k, convert(v)?))).collect::<Result<_, _>>()?)
+            }
             V::Array(a) => Node::List(a.into_iter().map(convert).collect::<Result<_, _>>()?),
             V::String(s) => Node::Scalar(Scalar::Str(s)),
             V::Bool(b) => Node::Scalar(Scalar::Bool(b)),
@@ -263,7 +265,8 @@ fn read_ini(text: &str) -> Result<Node, ParseError> {
             if let Some(i) = v.find(['#', ';']) {
                 v = v[..i].trim();
             }
-            if v.len() >= 2 && ((v.starts_with('"') && v.ends_with('"')) || (v.starts_with('\'') && v.ends_with('\'')))
+            if v.len() >= 2
+                && ((v.starts_with('"') && v.ends_with('"')) || (v.starts_with('\'') && v.ends_with('\'')))
             {
                 v = &v[1..v.len() - 1];
             }
@@ -284,7 +287,9 @@ mod tests {
 
     #[test]
     fn floats_as_go_formats_them() {
-        for (v, want) in [(1.5, "1.5"), (1.0, "1"), (1e21, "1000000000000000000000"), (0.1, "0.1"), (-2.25, "-2.25")] {
+        for (v, want) in
+            [(1.5, "1.5"), (1.0, "1"), (1e21, "1000000000000000000000"), (0.1, "0.1"), (-2.25, "-2.25")]
+        {
             assert_eq!(canonical_float(v), want);
         }
     }

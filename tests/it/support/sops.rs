@@ -19,9 +19,14 @@ pub fn age_keygen(dir: &TestDir, name: &str) -> AgeKey {
     let identity = dir.join(name);
     let out = Command::new(tool("age-keygen")).arg("-o").arg(&identity).output().expect("run age-keygen");
     assert!(out.status.success(), "age-keygen failed: {}", String::from_utf8_lossy(&out.stderr));
-    std::fs::set_permissions(&identity, <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o600)).unwrap();
+    std::fs::set_permissions(
+        &identity,
+        <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o600),
+    )
+    .unwrap();
     let text = std::fs::read_to_string(&identity).unwrap();
-    let secret = text.lines().find(|l| l.starts_with("AGE-SECRET-KEY-1")).expect("a secret key line").to_owned();
+    let secret =
+        text.lines().find(|l| l.starts_with("AGE-SECRET-KEY-1")).expect("a secret key line").to_owned();
     let recipient = text
         .lines()
         .find_map(|l| l.strip_prefix("# public key: "))
@@ -91,8 +96,25 @@ pub enum Gen {
 }
 
 const KEY_POOL: &[&str] = &[
-    "password", "user", "host", "port", "ключ", "日本語", "emoji🙂", "with space", "a.b", "x[1]", "*",
-    "back\\slash", "UPPER", "mixed_Case-1", "123", "true", "tab\tkey", "quote\"d", "sops_not_meta",
+    "password",
+    "user",
+    "host",
+    "port",
+    "ключ",
+    "日本語",
+    "emoji🙂",
+    "with space",
+    "a.b",
+    "x[1]",
+    "*",
+    "back\\slash",
+    "UPPER",
+    "mixed_Case-1",
+    "123",
+    "true",
+    "tab\tkey",
+    "quote\"d",
+    "sops_not_meta",
 ];
 
 const STR_POOL: &[&str] = &[
@@ -198,7 +220,9 @@ impl Gen {
                     .collect();
                 format!("{{{}}}", parts.join(", "))
             }
-            Gen::List(items) => format!("[{}]", items.iter().map(Gen::to_json).collect::<Vec<_>>().join(", ")),
+            Gen::List(items) => {
+                format!("[{}]", items.iter().map(Gen::to_json).collect::<Vec<_>>().join(", "))
+            }
             Gen::Str(s) => serde_json::Value::String(s.clone()).to_string(),
             Gen::Int(i) => i.to_string(),
             Gen::Float(f) => f.clone(),

@@ -267,14 +267,16 @@ fn as_table<'a, 'i>(v: &'a Spanned<DeValue<'i>>) -> Option<&'a DeTable<'i>> {
 /// Reads and checks the mapping at `path`. Relative paths inside it are
 /// taken relative to its directory. On problems, what could be read comes
 /// back too, so that reference problems can be reported in the same run.
-pub fn load(path: &Path) -> Result<Config, Broken> {
-    let text = std::fs::read_to_string(path).map_err(|e| Broken {
-        partial: Config::default(),
-        problems: vec![ConfigProblem {
-            line: None,
-            column: None,
-            message: format!("cannot read {}: {e}", path.display()),
-        }],
+pub fn load(path: &Path) -> Result<Config, Box<Broken>> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Box::new(Broken {
+            partial: Config::default(),
+            problems: vec![ConfigProblem {
+                line: None,
+                column: None,
+                message: format!("cannot read {}: {e}", path.display()),
+            }],
+        })
     })?;
     let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let (mut config, problems) = parse_partial(&text);
@@ -282,7 +284,7 @@ pub fn load(path: &Path) -> Result<Config, Broken> {
         source.rebase(base);
     }
     config.path = Some(path.to_owned());
-    if problems.is_empty() { Ok(config) } else { Err(Broken { partial: config, problems }) }
+    if problems.is_empty() { Ok(config) } else { Err(Box::new(Broken { partial: config, problems })) }
 }
 
 /// Parses mapping text. All problems are returned together.

@@ -43,7 +43,7 @@ fn exit_codes() {
     let marker = t.join("ran");
     let t2 = setup("A=1\n", "[env]\nB = \"local:B\"\n");
     let r = in_dir(&t2).args(["--", "touch"]).arg(&marker).run();
-    r.assert_code(125).assert_stderr_contains("B (local:B from source local): key B not found");
+    r.assert_code(125).assert_stderr_contains("B (local:B) from source local: key B not found");
     assert!(!marker.exists(), "the command must not start when a required secret is missing");
     // No mapping at all.
     let empty = TestDir::new();

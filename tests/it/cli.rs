@@ -516,3 +516,19 @@ fn check_table_and_json_schema() {
     assert_eq!(by_name("D")["source"], serde_json::Value::Null);
     assert_eq!(doc["sources"][0]["type"], "envfile");
 }
+
+#[test]
+fn child_gets_the_original_core_limit_back() {
+    let t = setup("A=1\n", "[env]\nA = \"local:A\"\n");
+    // secretexec lowers its own soft core limit to 0 while it holds secrets;
+    // the child must see the limit its parent set.
+    let out = std::process::Command::new("sh")
+        .current_dir(t.path())
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap())
+        .args(["-c", &format!("ulimit -S -c 4096 && exec {} -- sh -c 'ulimit -S -c'", bin())])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "4096");
+}

@@ -259,6 +259,8 @@ fn push_key_line(
     place: &str,
     out: &mut Vec<Box<dyn age::Identity + Send + Sync>>,
 ) -> Result<(), FetchError> {
+    // Key material: scrubbed from anything we print, whatever its type.
+    redact::register_bytes(line.as_bytes());
     if line.starts_with("AGE-SECRET-KEY-1") {
         match line.parse::<age::x25519::Identity>() {
             Ok(id) => out.push(Box::new(id)),

@@ -440,8 +440,9 @@ fn answer(docs: &[Plain], loc: &str, format: Format, shown: &str) -> Result<Fetc
             }
             _ => flatten(node, "", &mut out),
         }
-        for (i, (k, _)) in out.iter().enumerate() {
-            if out[..i].iter().any(|(o, _)| o == k) {
+        let mut seen = std::collections::HashSet::new();
+        for (k, _) in &out {
+            if !seen.insert(k.as_str()) {
                 return Err(FetchError::new(
                     FailKind::Local,
                     format!(

@@ -10,6 +10,8 @@ OPENBAO_VERSION=2.7.2
 need_apt=()
 command -v age >/dev/null 2>&1 || need_apt+=(age)
 command -v age-keygen >/dev/null 2>&1 || need_apt+=(age)
+# The age suite makes SSH keys for Go age's ssh-ed25519 / ssh-rsa recipients.
+command -v ssh-keygen >/dev/null 2>&1 || need_apt+=(openssh-client)
 if [ "${WITH_BENCH_TOOLS:-0}" = 1 ]; then
   command -v hyperfine >/dev/null 2>&1 || need_apt+=(hyperfine)
   [ -x /usr/bin/time ] || need_apt+=(time)

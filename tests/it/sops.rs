@@ -458,3 +458,23 @@ fn committed_fixtures() {
     r.assert_code(0);
     assert_eq!(r.stdout.as_bytes(), &blob[..]);
 }
+
+/// The comment rules decide by comments, which secretexec does not keep: it
+/// goes by each value's form, and must still agree with sops.
+#[test]
+fn comment_regex_rules() {
+    let t = TestDir::new();
+    let k = age_keygen(&t, "k.key");
+    let doc = format!(
+        "# sops:enc\nsecret: {CANARY}\nplain: p1\nnested:\n  # sops:enc\n  inner: s2\n  other: 42\nlist:\n  # sops:enc\n  - a\n  - b\n"
+    );
+    let src = t.file("c.yaml", &doc);
+    for rule in ["encrypted_comment_regex", "unencrypted_comment_regex"] {
+        let cfg = t.file("cfg.yaml", format!("creation_rules:\n  - age: {}\n    {rule}: 'sops:enc'\n", k.recipient));
+        let enc = sops(&["--config", &cfg.display().to_string(), "encrypt", &src.display().to_string()], &[], t.path());
+        let text = String::from_utf8(enc).unwrap();
+        assert!(text.contains("ENC[AES256_GCM") && !text.contains(CANARY) || rule.starts_with("un"), "{text}");
+        let file = t.file(&format!("{rule}.enc.yaml"), text);
+        assert_eq!(compare(&t, &file, &k.secret), 6);
+    }
+}

@@ -93,6 +93,7 @@ pub enum Gen {
     /// Written as this text (kept to a range where Go and Rust print alike).
     Float(String),
     Bool(bool),
+    Null,
 }
 
 const KEY_POOL: &[&str] = &[
@@ -144,7 +145,8 @@ impl Gen {
         if strings_only {
             return Gen::Str(Self::string(rng));
         }
-        match rng.below(10) {
+        match rng.below(11) {
+            10 => Gen::Null,
             0 => Gen::Int(rng.next() as i64 >> rng.below(60)),
             1 => Gen::Float(format!("{}.{}{}", rng.below(100_000), rng.below(10), 1 + rng.below(9))),
             2 => Gen::Bool(rng.chance(50)),
@@ -227,6 +229,7 @@ impl Gen {
             Gen::Int(i) => i.to_string(),
             Gen::Float(f) => f.clone(),
             Gen::Bool(b) => b.to_string(),
+            Gen::Null => "null".into(),
         }
     }
 }

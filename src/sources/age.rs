@@ -208,6 +208,17 @@ fn parse_identity_file(
     out: &mut Vec<Box<dyn age::Identity + Send + Sync>>,
 ) -> Result<(), FetchError> {
     let trimmed = bytes.trim_ascii_start();
+    if trimmed.starts_with(b"-----BEGIN AGE ENCRYPTED FILE-----")
+        || trimmed.starts_with(b"age-encryption.org/")
+    {
+        return Err(FetchError::new(
+            FailKind::Local,
+            format!("{place}: a passphrase-encrypted age identity file, which secretexec cannot prompt for"),
+        )
+        .with_hint(
+            "keep the identity unencrypted at mode 0600 (e.g. in /run/credentials), or use passphrase_file",
+        ));
+    }
     if trimmed.starts_with(b"-----BEGIN") {
         return parse_ssh_identity(trimmed, place, out);
     }

@@ -470,10 +470,18 @@ fn comment_regex_rules() {
     );
     let src = t.file("c.yaml", &doc);
     for rule in ["encrypted_comment_regex", "unencrypted_comment_regex"] {
-        let cfg = t.file("cfg.yaml", format!("creation_rules:\n  - age: {}\n    {rule}: 'sops:enc'\n", k.recipient));
-        let enc = sops(&["--config", &cfg.display().to_string(), "encrypt", &src.display().to_string()], &[], t.path());
+        let cfg = t
+            .file("cfg.yaml", format!("creation_rules:\n  - age: {}\n    {rule}: 'sops:enc'\n", k.recipient));
+        let enc = sops(
+            &["--config", &cfg.display().to_string(), "encrypt", &src.display().to_string()],
+            &[],
+            t.path(),
+        );
         let text = String::from_utf8(enc).unwrap();
-        assert!(text.contains("ENC[AES256_GCM") && !text.contains(CANARY) || rule.starts_with("un"), "{text}");
+        assert!(
+            text.contains("ENC[AES256_GCM") && !text.contains(CANARY) || rule.starts_with("un"),
+            "{text}"
+        );
         let file = t.file(&format!("{rule}.enc.yaml"), text);
         assert_eq!(compare(&t, &file, &k.secret), 6);
     }

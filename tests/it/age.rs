@@ -163,6 +163,14 @@ fn go_age_passphrase_via_file_and_env() {
         &[("AGE_PASS", "not-the-passphrase-42")],
     );
     r.assert_code(125).assert_no_canary(CANARY).assert_stderr_contains("wrong passphrase");
+    // The passphrase variable is a bootstrap credential: the child does not get it.
+    let r = secretexec()
+        .current_dir(t.path())
+        .env("AGE_PASS", "correct horse")
+        .args(["--", "sh", "-c", "printf '%s|%s' \"$USER\" \"${AGE_PASS:-unset}\""])
+        .run();
+    r.assert_code(0);
+    assert_eq!(r.stdout, "app|unset");
 }
 
 /// Encrypts with the age crate, as secretexec's own fixtures are written.

@@ -255,8 +255,10 @@ impl KeyVault {
             ),
             None => None,
         };
-        let settings =
-            http::HttpSettings { ca_cert: config.ca_cert.clone(), request_timeout, ..Default::default() };
+        // SSL_CERT_FILE (the variable OpenSSL, Python and Go honour) lets a bare
+        // `azure-keyvault:` reference trust a private CA too.
+        let ca_cert = config.ca_cert.clone().or_else(|| std::env::var_os("SSL_CERT_FILE").map(PathBuf::from));
+        let settings = http::HttpSettings { ca_cert, request_timeout, ..Default::default() };
         let agent = http::agent(&settings).map_err(|e| {
             FetchError::new(FailKind::Local, e).with_hint("ca_cert must be a PEM file of CA certificates")
         })?;
@@ -691,10 +693,7 @@ impl Classify for serde_json::Error {
 }
 
 /// Runs `f` on every item with at most `n` in flight; results in input order.
-fn pool<T: Send, R: Send>(n: usize, items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R>
-where
-    T: Sync,
-{
+fn pool<T: Sync, R: Send>(n: usize, items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
     if n <= 1 || items.len() <= 1 {
         return items.iter().map(&f).collect();
     }

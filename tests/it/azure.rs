@@ -473,3 +473,23 @@ sys.stdout.write(",".join(names) + "|" + str(value == os.environ["CANARY"]))
     assert_eq!(String::from_utf8_lossy(&out.stdout), "api-key,db-password|True");
     assert!(kv.server.count(Endpoint::List) >= 2, "the SDK followed nextLink");
 }
+
+#[test]
+fn a_vault_that_never_answers_times_out_within_the_deadline() {
+    let t = TestDir::new();
+    // Accepts connections (the kernel's backlog) and never says a word.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    t.file(
+        "secretexec.toml",
+        format!(
+            "[sources.kv]\ntype = \"azure-keyvault\"\nvault_url = \"https://localhost:{port}\"\nca_cert = \"{}\"\n[env]\nA = \"kv:a\"\n",
+            pki().ca.display()
+        ),
+    );
+    let r = secretexec().current_dir(t.path()).args(["--timeout", "2s", "--", "true"]).run();
+    r.assert_code(125)
+        .assert_stderr_contains(&format!("request to https://localhost:{port} failed"))
+        .assert_stderr_contains("timed out");
+    drop(silent);
+}

@@ -530,8 +530,17 @@ fn call(
 
 pub fn transport_error(url: &str, e: ureq::Error) -> FetchError {
     let origin = origin_of(url);
-    FetchError::new(FailKind::Unavailable, format!("request to {origin} failed: {e}"))
-        .with_hint("check the network path and, for a private CA or TLS inspection, ca_cert")
+    match e {
+        ureq::Error::Timeout(_) => FetchError::new(
+            FailKind::Unavailable,
+            format!(
+                "request to {origin} failed: timed out (no answer within the deadline or request_timeout)"
+            ),
+        )
+        .with_hint("check that the host is reachable from here (firewall, private endpoint DNS, proxy)"),
+        e => FetchError::new(FailKind::Unavailable, format!("request to {origin} failed: {e}"))
+            .with_hint("check the network path and, for a private CA or TLS inspection, ca_cert"),
+    }
 }
 
 /// `https://host:port` of a URL, for messages (no path or query).

@@ -258,12 +258,17 @@ impl KeyVault {
         // SSL_CERT_FILE (the variable OpenSSL, Python and Go honour) lets a bare
         // `azure-keyvault:` reference trust a private CA too.
         let ca_cert = config.ca_cert.clone().or_else(|| std::env::var_os("SSL_CERT_FILE").map(PathBuf::from));
-        let settings = http::HttpSettings { ca_cert, request_timeout, ..Default::default() };
+        let concurrency = config.concurrency.unwrap_or(DEFAULT_CONCURRENCY).clamp(1, MAX_CONCURRENCY);
+        let settings = http::HttpSettings {
+            ca_cert,
+            request_timeout,
+            pool_per_host: Some(concurrency),
+            ..Default::default()
+        };
         let agent = http::agent(&settings).map_err(|e| {
             FetchError::new(FailKind::Local, e).with_hint("ca_cert must be a PEM file of CA certificates")
         })?;
         let chain = Chain::from_config(config)?;
-        let concurrency = config.concurrency.unwrap_or(DEFAULT_CONCURRENCY).clamp(1, MAX_CONCURRENCY);
         Ok(KeyVault {
             vault,
             agent,

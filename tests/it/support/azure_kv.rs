@@ -51,9 +51,14 @@ pub fn pki() -> &'static Pki {
     PKI.get_or_init(|| {
         let dir = tempfile::tempdir().expect("temp dir");
         let d = dir.path();
-        let openssl = crate::support::tool("openssl");
+        // Self-contained (no crate::support) so examples/azure_kv_server.rs can include this file.
+        let openssl = std::env::var_os("SECRETEXEC_TEST_OPENSSL").unwrap_or_else(|| "openssl".into());
         let run = |args: &[&str]| {
-            let out = Command::new(&openssl).args(args).current_dir(d).output().expect("run openssl");
+            let out = Command::new(&openssl)
+                .args(args)
+                .current_dir(d)
+                .output()
+                .expect("openssl is required for the Azure test server's CA; run scripts/test.sh");
             assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
         };
         run(&["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
@@ -76,7 +81,7 @@ fn now_secs() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
 }
 
-fn random_hex(n: usize) -> String {
+pub fn random_hex(n: usize) -> String {
     use std::hash::{BuildHasher, Hasher};
     let mut s = String::new();
     while s.len() < n {
@@ -389,6 +394,7 @@ fn read_request(r: &mut impl BufRead) -> Option<Request> {
 
 fn serve_connection(tcp: TcpStream, config: Arc<rustls::ServerConfig>, state: Arc<Mutex<State>>, port: u16) {
     let Ok(conn) = rustls::ServerConnection::new(config) else { return };
+    let _ = tcp.set_nodelay(true);
     let stream = rustls::StreamOwned::new(conn, tcp);
     let mut reader = BufReader::new(stream);
     while let Some(req) = read_request(&mut reader) {
@@ -427,13 +433,10 @@ fn serve_connection(tcp: TcpStream, config: Arc<rustls::ServerConfig>, state: Ar
                 raw: req.raw.clone(),
             });
         }
+        // One write: head and body in one TLS record (no Nagle/delayed-ACK stall).
+        head.push_str(&body);
         let stream = reader.get_mut();
-        if stream
-            .write_all(head.as_bytes())
-            .and_then(|_| stream.write_all(body.as_bytes()))
-            .and_then(|_| stream.flush())
-            .is_err()
-        {
+        if stream.write_all(head.as_bytes()).and_then(|_| stream.flush()).is_err() {
             return;
         }
     }

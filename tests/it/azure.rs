@@ -177,6 +177,33 @@ fn workload_identity_reads_a_kubernetes_style_projected_token() {
 }
 
 #[test]
+fn workload_identity_rereads_the_rotated_token_file() {
+    let kv = Kv::new();
+    let mut env = String::from("[env]\n");
+    for i in 0..6 {
+        kv.server.put(&format!("s{i}"), &format!("{CANARY}-{i}"));
+        env.push_str(&format!("V{i} = \"kv:s{i}\"\n"));
+    }
+    let token = kv.dir.secret_file("token", "eyJhbGciOiJSUzI1NiJ9.first.sig");
+    kv.server.add_federated(CLIENT_ID, "eyJhbGciOiJSUzI1NiJ9.first.sig");
+    kv.server.rotate_federated(CLIENT_ID, &token);
+    kv.server.expire_tokens_after(3);
+    kv.mapping("credential = \"workload-identity\"\nconcurrency = 1", &env);
+    let r = kv
+        .bare()
+        .env("AZURE_TENANT_ID", TENANT)
+        .env("AZURE_CLIENT_ID", CLIENT_ID)
+        .env("AZURE_FEDERATED_TOKEN_FILE", &token)
+        .args(["--", "sh", "-c", "printf '%s ' \"$V0\" \"$V5\""])
+        .run();
+    r.assert_code(0);
+    assert_eq!(r.stdout, format!("{CANARY}-0 {CANARY}-5 "));
+    let grants: Vec<u16> =
+        kv.server.hits().iter().filter(|h| h.endpoint == Endpoint::Entra).map(|h| h.status).collect();
+    assert_eq!(grants, vec![200, 200], "the second grant used the rotated assertion");
+}
+
+#[test]
 fn workload_identity_with_a_wrong_assertion_fails_closed() {
     let kv = Kv::new();
     kv.server.put("a", CANARY);

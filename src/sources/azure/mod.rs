@@ -313,13 +313,14 @@ impl KeyVault {
     /// Sends `url` without a token and reads the 401 bearer challenge.
     fn discover(&self, url: &str, deadline: Instant) -> Result<(), FetchError> {
         let mut backoff = http::Backoff::new(deadline);
-        let resp = loop {
+        let mut resp = loop {
             let req = self.agent.get(url).config().timeout_global(Some(http::remaining(deadline))).build();
-            let resp = req.call().map_err(|e| transport_error(url, e))?;
+            let mut resp = req.call().map_err(|e| transport_error(url, e))?;
             let status = resp.status().as_u16();
             if matches!(status, 429 | 503)
                 && let Some(d) = backoff.next_delay(http::retry_after(&resp))
             {
+                drain(&mut resp);
                 std::thread::sleep(d);
                 continue;
             }
@@ -328,6 +329,7 @@ impl KeyVault {
         let status = resp.status().as_u16();
         let challenge =
             resp.headers().get("www-authenticate").and_then(|h| h.to_str().ok()).map(str::to_owned);
+        drain(&mut resp);
         let Some(challenge) = challenge.filter(|_| status == 401) else {
             return Err(FetchError::new(
                 FailKind::Unavailable,
@@ -409,6 +411,7 @@ impl KeyVault {
                 401 if !renewed => {
                     crate::debug!("azure: token refused by the vault (expired?); requesting a new one");
                     self.invalidate(&token);
+                    drain(&mut resp);
                     renewed = true;
                     continue;
                 }
@@ -427,6 +430,7 @@ impl KeyVault {
                                 "azure: {} answered {status}, retrying in {d:?}",
                                 self.vault.origin
                             );
+                            drain(&mut resp);
                             std::thread::sleep(d);
                             continue;
                         }
@@ -574,6 +578,11 @@ impl KeyVault {
             _ => FetchError::new(FailKind::Unavailable, format!("{at} answered {status} for {what} ({tag})")),
         }
     }
+}
+
+/// Reads and drops a response body so its connection goes back to the pool.
+fn drain(resp: &mut ureq::http::Response<ureq::Body>) {
+    let _ = resp.body_mut().with_config().limit(MAX_BODY).read_to_vec();
 }
 
 /// Parses `Bearer authorization="…", resource="…"` (or `scope="…"`).

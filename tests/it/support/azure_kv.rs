@@ -138,6 +138,8 @@ struct State {
     tokens: BTreeMap<String, Issued>,
     clients: BTreeMap<String, String>,
     federated: BTreeMap<String, String>,
+    /// Token files the server rotates after each federated grant, as kubelet does.
+    rotate: BTreeMap<String, PathBuf>,
     identity_header: String,
     /// Client ids of managed identities; "" is the system-assigned one.
     identities: BTreeSet<String>,
@@ -244,6 +246,12 @@ impl KeyVaultServer {
 
     pub fn add_federated(&self, client_id: &str, assertion: &str) {
         self.st().federated.insert(client_id.into(), assertion.into());
+    }
+
+    /// Like kubelet: after each successful federated grant for `client_id`,
+    /// write a new assertion into `file` (atomically) and accept only that one.
+    pub fn rotate_federated(&self, client_id: &str, file: &Path) {
+        self.st().rotate.insert(client_id.into(), file.to_owned());
     }
 
     pub fn add_identity(&self, client_id: &str) {
@@ -696,7 +704,15 @@ fn entra(st: &mut State, req: &Request) -> Response {
         == Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
     {
         let a = form.get("client_assertion").cloned().unwrap_or_default();
-        st.federated.get(&client).is_some_and(|x| *x == a)
+        let ok = st.federated.get(&client).is_some_and(|x| *x == a);
+        if let (true, Some(file)) = (ok, st.rotate.get(&client).cloned()) {
+            let next = format!("eyJhbGciOiJSUzI1NiJ9.rotated-{}.sig", random_hex(16));
+            let tmp = file.with_extension("tmp");
+            std::fs::write(&tmp, &next).unwrap();
+            std::fs::rename(&tmp, &file).unwrap();
+            st.federated.insert(client.clone(), next);
+        }
+        ok
     } else {
         false
     };

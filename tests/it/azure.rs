@@ -448,6 +448,45 @@ fn private_ca_is_needed_and_bare_references_use_ssl_cert_file() {
     assert_eq!(r.stdout, CANARY);
 }
 
+/// The canary suite for Azure: values, the client secret, the identity header
+/// and every access token stay out of the child's argv, logs at -vvv (text
+/// and JSON), errors and check output.
+#[test]
+fn canary_never_leaks_with_azure() {
+    let kv = Kv::new();
+    kv.server.put("secret", CANARY);
+    kv.mapping("", "[env]\nS = \"kv:secret\"\n");
+    let r = kv
+        .with_client_secret()
+        .args(["-vvv", "--", "sh", "-c", "tr '\\0' ' ' < /proc/$$/cmdline; echo"])
+        .run();
+    r.assert_code(0);
+    assert!(r.stdout.starts_with("sh -c"), "{}", r.stdout);
+    kv.assert_nothing_leaked(&r, false);
+    // Errors, including one whose server message echoes the bearer token.
+    kv.mapping("", "[env]\nS = \"kv:secret\"\nE = \"kv:echo-token\"\nM = \"kv:missing\"\n");
+    for fmt in ["text", "json"] {
+        let r = kv.with_client_secret().args(["-vvv", "--log-format", fmt, "--", "true"]).run();
+        r.assert_code(125).assert_stderr_contains("rejected Authorization: Bearer [REDACTED]");
+        kv.assert_nothing_leaked(&r, false);
+    }
+    for args in [&["check"][..], &["check", "--json"], &["-vvv", "check"]] {
+        let r = kv.with_client_secret().args(args).run();
+        r.assert_code(1);
+        kv.assert_nothing_leaked(&r, false);
+    }
+    // App Service managed identity: the identity header is a credential too.
+    kv.mapping("credential = \"managed-identity\"", "[env]\nS = \"kv:secret\"\nM = \"kv:missing\"\n");
+    let r = kv
+        .bare()
+        .env("IDENTITY_ENDPOINT", kv.server.identity_endpoint())
+        .env("IDENTITY_HEADER", kv.server.identity_header())
+        .args(["-vvv", "--log-format", "json", "check", "--json"])
+        .run();
+    r.assert_code(1);
+    kv.assert_nothing_leaked(&r, false);
+}
+
 #[test]
 fn check_names_the_credential_and_never_a_value() {
     let kv = Kv::new();

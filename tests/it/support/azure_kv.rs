@@ -550,6 +550,14 @@ fn vault(st: &mut State, req: &Request, origin: &str, endpoint: Endpoint) -> (Re
         Some(t) if t.audience != st.resource => return (unauthorized("AKV10022: Invalid audience."), false),
         Some(_) => {}
     }
+    if req.path == "/secrets/echo-token" {
+        // A misbehaving proxy or service echoing the credential in an error:
+        // secretexec must print the error and still never the token.
+        return (
+            kv_error(400, "BadParameter", &format!("rejected Authorization: Bearer {token}"), None),
+            true,
+        );
+    }
     if st.throttle > 0 {
         st.throttle -= 1;
         let mut r = kv_error(

@@ -203,6 +203,20 @@ mod tests {
     }
 
     #[test]
+    fn projected_token_may_be_world_readable_but_not_writable() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("token");
+        std::fs::write(&p, "jwt").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let l = dir.path().join("link");
+        std::os::unix::fs::symlink(&p, &l).unwrap();
+        assert_eq!(read_projected_token(&l).unwrap().expose(), b"jwt");
+        assert!(read_secret_file(&p, false).is_err(), "the strict check still refuses 0644");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o664)).unwrap();
+        assert!(matches!(read_projected_token(&l), Err(PermError::Mode { .. })));
+    }
+
+    #[test]
     fn refuses_symlink_unless_allowed() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("real");

@@ -136,6 +136,14 @@ pub fn retry_after(resp: &ureq::http::Response<ureq::Body>) -> Option<Duration> 
     v.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
+/// The timeout for one request of `agent`: its own request timeout, cut to
+/// the time left until `deadline`. (A per-request timeout replaces the
+/// agent's, so callers that bound requests by the deadline use this.)
+pub fn request_limit(agent: &ureq::Agent, deadline: Instant) -> Duration {
+    let own = agent.config().timeouts().global.unwrap_or(Duration::MAX);
+    remaining(deadline).min(own)
+}
+
 /// Time left until `deadline`, at least 1 ms so a request can still fail fast.
 pub fn remaining(deadline: Instant) -> Duration {
     deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1))

@@ -403,6 +403,8 @@ fn token_expiring_mid_resolve_is_renewed_once() {
     r.assert_code(0);
     assert_eq!(r.stdout, format!("{CANARY}-0 {CANARY}-11 {CANARY}-23 "));
     assert_eq!(kv.server.count(Endpoint::Entra), 2, "one token, then one more after it expired");
+    // Bounded concurrency: never more connections than readers.
+    assert!(kv.server.max_connections() <= 4, "{} connections at once", kv.server.max_connections());
     assert_eq!(
         kv.server.hits().iter().filter(|h| h.endpoint == Endpoint::Secret && h.status == 200).count(),
         24
@@ -418,6 +420,11 @@ fn a_challenge_for_another_domain_gets_no_token() {
     let r = kv.with_client_secret().args(["--", "true"]).run();
     r.assert_code(125).assert_stderr_contains("not the vault's domain");
     assert_eq!(kv.server.count(Endpoint::Entra), 0);
+    // The operator can turn the check off for a vault that really uses another resource.
+    kv.mapping("verify_challenge_resource = false", "[env]\nA = \"kv:a\"\n");
+    let r = kv.with_client_secret().args(["--", "sh", "-c", "printf %s \"$A\""]).run();
+    r.assert_code(0);
+    assert_eq!(r.stdout, CANARY);
 }
 
 #[test]

@@ -473,9 +473,11 @@ impl Credential {
                 }
                 let header = std::str::from_utf8(header.expose()).unwrap_or_default();
                 let req = agent.get(&url).header("X-IDENTITY-HEADER", header);
-                let resp =
-                    call(req.config().timeout_global(Some(http::remaining(deadline))).build().call(), &url)
-                        .map_err(Attempt::Failed)?;
+                let resp = call(
+                    req.config().timeout_global(Some(http::request_limit(agent, deadline))).build().call(),
+                    &url,
+                )
+                .map_err(Attempt::Failed)?;
                 parse_token(resp, &url, "managed identity endpoint").map_err(Attempt::Failed)
             }
             Credential::Imds { origin, client_id, probe } => {
@@ -486,7 +488,7 @@ impl Credential {
                 if let Some(id) = client_id {
                     url.push_str(&format!("&client_id={}", query_escape(id)));
                 }
-                let mut limit = http::remaining(deadline);
+                let mut limit = http::request_limit(agent, deadline);
                 if *probe {
                     limit = limit.min(IMDS_PROBE_TIMEOUT);
                 }
@@ -562,8 +564,10 @@ fn entra_token(
     let mut backoff = http::Backoff::new(deadline);
     loop {
         let req = agent.post(&url).header("Content-Type", "application/x-www-form-urlencoded");
-        let resp =
-            call(req.config().timeout_global(Some(http::remaining(deadline))).build().send(body), &url)?;
+        let resp = call(
+            req.config().timeout_global(Some(http::request_limit(agent, deadline))).build().send(body),
+            &url,
+        )?;
         let status = resp.status().as_u16();
         if matches!(status, 429 | 500 | 502 | 503 | 504)
             && let Some(d) = backoff.next_delay(http::retry_after(&resp))

@@ -314,7 +314,12 @@ impl KeyVault {
     fn discover(&self, url: &str, deadline: Instant) -> Result<(), FetchError> {
         let mut backoff = http::Backoff::new(deadline);
         let mut resp = loop {
-            let req = self.agent.get(url).config().timeout_global(Some(http::remaining(deadline))).build();
+            let req = self
+                .agent
+                .get(url)
+                .config()
+                .timeout_global(Some(http::request_limit(&self.agent, deadline)))
+                .build();
             let mut resp = req.call().map_err(|e| transport_error(url, e))?;
             let status = resp.status().as_u16();
             if matches!(status, 429 | 503)
@@ -390,7 +395,7 @@ impl KeyVault {
                 .get(url)
                 .header("Authorization", header.as_str())
                 .config()
-                .timeout_global(Some(http::remaining(deadline)))
+                .timeout_global(Some(http::request_limit(&self.agent, deadline)))
                 .build();
             let mut resp = match req.call() {
                 Ok(r) => r,

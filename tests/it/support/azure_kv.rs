@@ -151,6 +151,9 @@ struct State {
     expire_after_reads: Option<u32>,
     page_size: usize,
     hits: Vec<Hit>,
+    /// Connections open now, and the most ever open at once.
+    open: usize,
+    max_open: usize,
 }
 
 /// A running server; stops when dropped.
@@ -300,6 +303,11 @@ impl KeyVaultServer {
         self.st().hits.clone()
     }
 
+    /// The most connections that were ever open at once.
+    pub fn max_connections(&self) -> usize {
+        self.st().max_open
+    }
+
     pub fn count(&self, e: Endpoint) -> usize {
         self.st().hits.iter().filter(|h| h.endpoint == e).count()
     }
@@ -403,6 +411,16 @@ fn read_request(r: &mut impl BufRead) -> Option<Request> {
 fn serve_connection(tcp: TcpStream, config: Arc<rustls::ServerConfig>, state: Arc<Mutex<State>>, port: u16) {
     let Ok(conn) = rustls::ServerConnection::new(config) else { return };
     let _ = tcp.set_nodelay(true);
+    {
+        let mut st = state.lock().unwrap();
+        st.open += 1;
+        st.max_open = st.max_open.max(st.open);
+    }
+    serve_requests(conn, tcp, &state, port);
+    state.lock().unwrap().open -= 1;
+}
+
+fn serve_requests(conn: rustls::ServerConnection, tcp: TcpStream, state: &Arc<Mutex<State>>, port: u16) {
     let stream = rustls::StreamOwned::new(conn, tcp);
     let mut reader = BufReader::new(stream);
     while let Some(req) = read_request(&mut reader) {

@@ -384,17 +384,17 @@ fn form_pair(body: &mut Zeroizing<Vec<u8>>, k: &str, v: &[u8]) {
     if !body.is_empty() {
         body.push(b'&');
     }
-    for part in [k.as_bytes(), b"=", v] {
-        if part == b"=" {
-            body.push(b'=');
-            continue;
-        }
-        for &b in part {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                body.push(b);
-            } else {
-                body.extend_from_slice(format!("%{b:02X}").as_bytes());
-            }
+    pct_encode_into(body, k.as_bytes());
+    body.push(b'=');
+    pct_encode_into(body, v);
+}
+
+fn pct_encode_into(out: &mut Vec<u8>, bytes: &[u8]) {
+    for &b in bytes {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b);
+        } else {
+            out.extend_from_slice(format!("%{b:02X}").as_bytes());
         }
     }
 }
@@ -438,7 +438,8 @@ impl Credential {
                         trim_secret(s)
                     }
                 };
-                let mut body = Zeroizing::new(Vec::new());
+                // Sized up front: a reallocation would leave an unzeroed copy behind.
+                let mut body = Zeroizing::new(Vec::with_capacity(1024 + 3 * secret.len()));
                 form_pair(&mut body, "grant_type", b"client_credentials");
                 form_pair(&mut body, "client_id", client_id.as_bytes());
                 form_pair(&mut body, "client_secret", secret.expose());
@@ -450,7 +451,7 @@ impl Credential {
                 let assertion = crate::fsperm::read_projected_token(token_file).map_err(FetchError::from)?;
                 redact::register(&assertion);
                 let assertion = trim_secret(assertion);
-                let mut body = Zeroizing::new(Vec::new());
+                let mut body = Zeroizing::new(Vec::with_capacity(1024 + 3 * assertion.len()));
                 form_pair(&mut body, "grant_type", b"client_credentials");
                 form_pair(&mut body, "client_id", client_id.as_bytes());
                 form_pair(

@@ -19,6 +19,7 @@ use std::time::Instant;
 use crate::secret::Secret;
 
 pub mod age;
+pub mod azure;
 pub mod envfile;
 pub mod sops;
 
@@ -122,16 +123,18 @@ pub enum Kind {
     Envfile,
     Age,
     Sops,
+    AzureKeyVault,
 }
 
 impl Kind {
-    pub const ALL: &'static [Kind] = &[Kind::Envfile, Kind::Age, Kind::Sops];
+    pub const ALL: &'static [Kind] = &[Kind::Envfile, Kind::Age, Kind::Sops, Kind::AzureKeyVault];
 
     pub fn name(self) -> &'static str {
         match self {
             Kind::Envfile => "envfile",
             Kind::Age => "age",
             Kind::Sops => "sops",
+            Kind::AzureKeyVault => "azure-keyvault",
         }
     }
 
@@ -145,6 +148,7 @@ impl Kind {
             Kind::Envfile => envfile::check_locator(locator),
             Kind::Age => age::check_locator(locator),
             Kind::Sops => sops::check_locator(locator),
+            Kind::AzureKeyVault => azure::check_locator(locator),
         }
     }
 
@@ -155,6 +159,7 @@ impl Kind {
             Kind::Envfile => envfile::adhoc(rest).map(|(c, l)| (SourceConfig::Envfile(c), l)),
             Kind::Age => age::adhoc(rest).map(|(c, l)| (SourceConfig::Age(c), l)),
             Kind::Sops => sops::adhoc(rest).map(|(c, l)| (SourceConfig::Sops(c), l)),
+            Kind::AzureKeyVault => azure::adhoc(rest).map(|(c, l)| (SourceConfig::AzureKeyVault(c), l)),
         }
     }
 }
@@ -165,6 +170,7 @@ pub enum SourceConfig {
     Envfile(envfile::Config),
     Age(age::Config),
     Sops(sops::Config),
+    AzureKeyVault(azure::Config),
 }
 
 /// A key of a `[sources.NAME]` table that the backend does not know.
@@ -185,6 +191,7 @@ impl SourceConfig {
             Kind::Envfile => SourceConfig::Envfile(serde_ignored::deserialize(d, &mut cb)?),
             Kind::Age => SourceConfig::Age(serde_ignored::deserialize(d, &mut cb)?),
             Kind::Sops => SourceConfig::Sops(serde_ignored::deserialize(d, &mut cb)?),
+            Kind::AzureKeyVault => SourceConfig::AzureKeyVault(serde_ignored::deserialize(d, &mut cb)?),
         })
     }
 
@@ -194,6 +201,7 @@ impl SourceConfig {
             SourceConfig::Envfile(c) => c.path = base.join(&c.path),
             SourceConfig::Age(c) => c.rebase(base),
             SourceConfig::Sops(c) => c.rebase(base),
+            SourceConfig::AzureKeyVault(c) => c.rebase(base),
         }
     }
 
@@ -202,6 +210,7 @@ impl SourceConfig {
             SourceConfig::Envfile(_) => Kind::Envfile,
             SourceConfig::Age(_) => Kind::Age,
             SourceConfig::Sops(_) => Kind::Sops,
+            SourceConfig::AzureKeyVault(_) => Kind::AzureKeyVault,
         }
     }
 
@@ -210,6 +219,8 @@ impl SourceConfig {
     pub fn holds_inline_credential(&self) -> bool {
         match self {
             SourceConfig::Envfile(_) | SourceConfig::Age(_) | SourceConfig::Sops(_) => false,
+            // Only file paths and ids: a client secret inline is not accepted.
+            SourceConfig::AzureKeyVault(_) => false,
         }
     }
 
@@ -220,6 +231,7 @@ impl SourceConfig {
             SourceConfig::Envfile(c) => Ok(Box::new(envfile::EnvFile::new(name, c.clone()))),
             SourceConfig::Age(c) => Ok(Box::new(age::AgeFile::new(name, c.clone()))),
             SourceConfig::Sops(c) => Ok(Box::new(sops::SopsFile::new(name, c.clone()))),
+            SourceConfig::AzureKeyVault(c) => Ok(Box::new(azure::KeyVault::open(name, c)?)),
         }
     }
 }

@@ -4,5 +4,6 @@
 mod support;
 
 mod age;
+mod azure;
 mod cli;
 mod sops;

@@ -713,4 +713,42 @@ env.S = "local:S"
         assert!(problems[0].message.contains("unknown source type \"consul\""), "{problems:?}");
         assert_eq!(problems[0].line, Some(2));
     }
+
+    #[test]
+    fn supervise_table_and_source_watch() {
+        let c = parse(
+            "[sources.local]\ntype = \"envfile\"\npath = \"/x\"\nwatch = \"30s\"\n[supervise]\nwatch = \"5m\"\n\
+             reload_on = \"sighup\"\non_change = \"signal:SIGUSR1\"\nstop_signal = \"INT\"\nstop_timeout = \"3s\"\n\
+             splay = \"1s\"\non_error = \"stop\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.source_watch["local"], Duration::from_secs(30));
+        let s = &c.supervise;
+        assert_eq!(s.watch, Some(Duration::from_secs(300)));
+        assert_eq!(s.reload_on, ReloadOn::Sighup);
+        assert_eq!(s.on_change, OnChange::Signal(libc::SIGUSR1));
+        assert_eq!(s.stop_signal, libc::SIGINT);
+        assert_eq!(s.stop_timeout, Duration::from_secs(3));
+        assert_eq!(s.splay, Duration::from_secs(1));
+        assert_eq!(s.on_error, OnError::Stop);
+        assert_eq!(parse("").unwrap().supervise, Supervise::default());
+    }
+
+    #[test]
+    fn supervise_problems_are_reported_with_lines() {
+        let problems = parse(
+            "[sources.local]\ntype = \"envfile\"\npath = \"/x\"\nwatch = \"soon\"\n[supervise]\n\
+             on_change = \"reboot\"\nstop_signal = \"SIGNOPE\"\nwatchh = \"1s\"\n",
+        )
+        .unwrap_err();
+        let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert_eq!(problems.len(), 4, "{text:?}");
+        assert!(
+            text.iter().any(|t| t.starts_with("line 4") && t.contains("sources.local.watch")),
+            "{text:?}"
+        );
+        assert!(text.iter().any(|t| t.starts_with("line 6") && t.contains("on_change")), "{text:?}");
+        assert!(text.iter().any(|t| t.starts_with("line 7") && t.contains("unknown signal")), "{text:?}");
+        assert!(text.iter().any(|t| t.starts_with("line 8") && t.contains("supervise.watchh")), "{text:?}");
+    }
 }

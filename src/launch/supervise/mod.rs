@@ -21,8 +21,10 @@ mod rotation;
 mod runtime_dir;
 mod signals;
 
+use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::os::fd::RawFd;
+use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
 pub use signals::{block_signals, signal_by_name, signal_name};
@@ -107,6 +109,7 @@ pub fn run(
         stopping: None,
         watch,
         pending: None,
+        job: None,
         handled: signals::handled(),
     };
     sup.child = Some(sup.start(res)?);
@@ -151,7 +154,24 @@ struct Supervisor<'a> {
     watch: rotation::Watch,
     /// When to act on a detected change (after the splay).
     pending: Option<Instant>,
+    /// A resolve running on a worker thread.
+    job: Option<Job>,
     handled: libc::sigset_t,
+}
+
+/// Resolving can take up to the plan's deadline (a store that hangs); it
+/// runs on a worker thread so that signals are forwarded and orphans reaped
+/// meanwhile. The worker wakes the main loop with [`signals::wake`].
+struct Job {
+    kind: JobKind,
+    rx: Receiver<Resolution>,
+}
+
+enum JobKind {
+    /// Re-resolving these sources to compare digests.
+    Poll(BTreeSet<String>),
+    /// A full resolve to apply `on_change` with.
+    Act,
 }
 
 impl Supervisor<'_> {
@@ -162,22 +182,24 @@ impl Supervisor<'_> {
                 self.give_back_tty();
                 return code;
             }
+            self.collect_job();
             let now = Instant::now();
-            if self.stopping.is_none() {
+            if self.stopping.is_none() && self.job.is_none() {
                 if self.pending.is_some_and(|t| t <= now) {
                     self.pending = None;
-                    self.act();
-                    continue;
-                }
-                if self.pending.is_none() && self.watch.next_due().is_some_and(|t| t <= now) {
-                    self.poll(now);
-                    continue;
+                    self.start_job(JobKind::Act, self.plan.clone());
+                } else if self.pending.is_none()
+                    && let Some((due, sub)) = self.watch.begin_poll(&self.plan, now)
+                {
+                    crate::debug!("re-resolving {}", due.iter().cloned().collect::<Vec<_>>().join(", "));
+                    self.start_job(JobKind::Poll(due), sub);
                 }
             }
+            let idle = self.stopping.is_none() && self.job.is_none();
             let wake = [
                 self.stopping.as_ref().filter(|s| !s.killed).map(|s| s.deadline),
-                self.pending,
-                if self.stopping.is_none() && self.pending.is_none() { self.watch.next_due() } else { None },
+                self.pending.filter(|_| idle),
+                if idle && self.pending.is_none() { self.watch.next_due() } else { None },
             ]
             .into_iter()
             .flatten()
@@ -186,6 +208,53 @@ impl Supervisor<'_> {
             if let Some(sig) = signals::wait(&self.handled, timeout) {
                 self.on_signal(sig);
             }
+        }
+    }
+
+    /// Resolves `plan` on a worker thread.
+    fn start_job(&mut self, kind: JobKind, plan: Plan) {
+        let (tx, rx) = channel();
+        let spawned = std::thread::Builder::new().name("resolve".into()).spawn(move || {
+            let res = crate::resolve::resolve(&plan);
+            let _ = tx.send(res);
+            signals::wake();
+        });
+        match spawned {
+            Ok(_) => self.job = Some(Job { kind, rx }),
+            Err(e) => {
+                // Retried at the next interval; the child keeps running.
+                crate::warn!("cannot start a thread to re-resolve: {e}");
+                if let JobKind::Poll(due) = kind {
+                    let res = Resolution {
+                        entries: Vec::new(),
+                        credential_vars: Default::default(),
+                        source_notes: Default::default(),
+                    };
+                    self.watch.finish_poll(&due, &res);
+                }
+            }
+        }
+    }
+
+    /// Takes the result of a finished worker, if any, and acts on it.
+    fn collect_job(&mut self) {
+        let Some(job) = &self.job else { return };
+        let res = match job.rx.try_recv() {
+            Ok(res) => res,
+            Err(std::sync::mpsc::TryRecvError::Empty) => return,
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                crate::warn!("the re-resolve worker ended without an answer");
+                self.job = None;
+                return;
+            }
+        };
+        let job = self.job.take().expect("checked above");
+        if self.stopping.is_some() {
+            return;
+        }
+        match job.kind {
+            JobKind::Poll(due) => self.polled(&due, &res),
+            JobKind::Act => self.act(res),
         }
     }
 
@@ -288,7 +357,7 @@ impl Supervisor<'_> {
                 // SAFETY: stops this process; SIGSTOP cannot be blocked or caught.
                 unsafe { libc::kill(libc::getpid(), libc::SIGSTOP) };
             }
-            _ => {
+            _ if signals::FORWARDED.contains(&sig) => {
                 if let Some(s) = &mut self.stopping {
                     // A stop request during a restart: stop for good.
                     if matches!(s.after, After::Restart(_))
@@ -308,6 +377,8 @@ impl Supervisor<'_> {
                     send(target, sig);
                 }
             }
+            // The worker's wake-up, and anything else we never forward.
+            _ => {}
         }
     }
 
@@ -342,9 +413,9 @@ impl Supervisor<'_> {
         }
     }
 
-    /// Re-resolves due sources; schedules an action when something changed.
-    fn poll(&mut self, now: Instant) {
-        match self.watch.poll(&self.plan, now) {
+    /// A poll's resolution came back: schedules an action when something changed.
+    fn polled(&mut self, due: &BTreeSet<String>, res: &Resolution) {
+        match self.watch.finish_poll(due, res) {
             rotation::Poll::Unchanged => crate::debug!("no value changed"),
             rotation::Poll::Changed(ids) => {
                 let delay = rotation::splay(self.plan.supervise.splay);
@@ -373,13 +444,9 @@ impl Supervisor<'_> {
         }
     }
 
-    /// Applies `on_change` after a fresh full resolution.
-    fn act(&mut self) {
-        let res = crate::resolve::resolve(&self.plan);
-        let failures: Vec<String> = res
-            .failures()
-            .map(|(e, err)| format!("{} ({} from source {}): {err}", e.name, e.reference, e.source))
-            .collect();
+    /// Applies `on_change` with a fresh full resolution.
+    fn act(&mut self, res: Resolution) {
+        let failures = rotation::failure_lines(&res);
         if !failures.is_empty() {
             self.resolve_failed(&failures);
             return;

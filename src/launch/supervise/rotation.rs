@@ -101,9 +101,10 @@ impl Watch {
         }
     }
 
-    /// Re-resolves the sources due at `now` and compares their digests.
-    /// Reschedules them: after their interval, or with backoff on failure.
-    pub(crate) fn poll(&mut self, plan: &Plan, now: Instant) -> Poll {
+    /// Takes the sources due at `now` out of the schedule (until
+    /// [`Watch::finish_poll`]) and returns them with the plan that resolves
+    /// only them; `None` when nothing is due.
+    pub(crate) fn begin_poll(&mut self, plan: &Plan, now: Instant) -> Option<(BTreeSet<String>, Plan)> {
         let due: BTreeSet<String> = self
             .sources
             .iter()
@@ -111,33 +112,43 @@ impl Watch {
             .map(|(id, _)| id.clone())
             .collect();
         if due.is_empty() {
-            return Poll::Unchanged;
+            return None;
+        }
+        for id in &due {
+            self.sources.get_mut(id).expect("due ids come from self.sources").next = None;
         }
         let mut sub = plan.clone();
         sub.assignments.retain(|a| matches!(&a.value, Value::Ref(r) if due.contains(&r.source)));
         sub.sources.retain(|id, _| due.contains(id));
-        crate::debug!("re-resolving {}", due.iter().cloned().collect::<Vec<_>>().join(", "));
-        let res = crate::resolve::resolve(&sub);
-        let failures: Vec<String> = res
-            .failures()
-            .map(|(e, err)| format!("{} ({} from source {}): {err}", e.name, e.reference, e.source))
-            .collect();
+        Some((due, sub))
+    }
+
+    /// Compares the digests of a poll's resolution (of the `due` sources
+    /// only) with the baseline and reschedules those sources: after their
+    /// interval, or with backoff on failure.
+    pub(crate) fn finish_poll(&mut self, due: &BTreeSet<String>, res: &Resolution) -> Poll {
+        let failures = failure_lines(res);
         let after = Instant::now();
         if !failures.is_empty() {
-            for id in &due {
+            for id in due {
                 let s = self.sources.get_mut(id).expect("due ids come from self.sources");
                 s.failures += 1;
                 let cap = s.interval.unwrap_or(MAX_RETRY);
-                s.next = Some(after + backoff(s.failures, cap));
+                s.next = Some(s.next.unwrap_or(after).min(after + backoff(s.failures, cap)));
             }
             return Poll::Failed(failures);
         }
         let mut changed = Vec::new();
-        for id in &due {
-            let d = self.digest(id, &res);
+        for id in due {
+            let d = self.digest(id, res);
             let s = self.sources.get_mut(id).expect("due ids come from self.sources");
             s.failures = 0;
-            s.next = s.interval.map(|i| after + i);
+            // A SIGHUP during the poll may have made it due again already.
+            s.next = match (s.next, s.interval) {
+                (Some(t), Some(i)) => Some(t.min(after + i)),
+                (Some(t), None) => Some(t),
+                (None, i) => i.map(|i| after + i),
+            };
             if d != s.digest {
                 changed.push(id.clone());
             }
@@ -173,6 +184,13 @@ impl Watch {
         outer.update(inner.finalize());
         outer.finalize().into()
     }
+}
+
+/// One line per variable that did not resolve: name, reference, source, why.
+pub(crate) fn failure_lines(res: &Resolution) -> Vec<String> {
+    res.failures()
+        .map(|(e, err)| format!("{} ({} from source {}): {err}", e.name, e.reference, e.source))
+        .collect()
 }
 
 /// 1 s, 2 s, 4 s, … up to `cap`, with up to 25 % jitter off.

@@ -18,7 +18,7 @@ impl RuntimeDir {
         use std::os::unix::fs::DirBuilderExt;
         let base = ["RUNTIME_DIRECTORY", "XDG_RUNTIME_DIR"]
             .iter()
-            .filter_map(|v| std::env::var_os(v))
+            .filter_map(std::env::var_os)
             .filter_map(|v| {
                 // RUNTIME_DIRECTORY may list several, colon-separated.
                 let first = v.to_string_lossy().split(':').next().map(PathBuf::from)?;

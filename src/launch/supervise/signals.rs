@@ -66,10 +66,22 @@ pub(crate) fn restore_in_child() {
     }
 }
 
+/// A real-time signal (never sent by anything else we know of) with which
+/// a worker thread wakes the main loop.
+fn wake_signal() -> i32 {
+    libc::SIGRTMIN() + 1
+}
+
+/// Wakes the main loop (called by a worker thread when its result is ready).
+pub(crate) fn wake() {
+    // SAFETY: sends a blocked signal to our own process; no memory effects.
+    unsafe { libc::kill(libc::getpid(), wake_signal()) };
+}
+
 /// The set the main loop waits for.
 pub(crate) fn handled() -> libc::sigset_t {
     let mut set = empty_set();
-    for &s in FORWARDED.iter().chain(TTY_STOP).chain(&[libc::SIGCHLD]) {
+    for &s in FORWARDED.iter().chain(TTY_STOP).chain(&[libc::SIGCHLD, wake_signal()]) {
         // SAFETY: adds a valid signal number to a set we own.
         unsafe { libc::sigaddset(&mut set, s) };
     }

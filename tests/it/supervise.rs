@@ -32,7 +32,11 @@ fn lines(r: impl Read + Send + 'static) -> Receiver<String> {
     let (tx, rx) = channel();
     std::thread::spawn(move || {
         for line in BufReader::new(r).lines() {
-            let Ok(line) = line else { break };
+            let Ok(mut line) = line else { break };
+            // A terminal (tests under `script`) ends lines with \r\n.
+            if line.ends_with('\r') {
+                line.pop();
+            }
             if tx.send(line).is_err() {
                 break;
             }
@@ -87,10 +91,12 @@ impl Supervised {
         assert_eq!(line, expected, "stdout so far: {:#?}", self.seen_out);
     }
 
-    /// Skips stdout lines until one starts with `prefix`; returns the rest.
+    /// Skips stdout lines until one contains `prefix`; returns what follows
+    /// it. (Contains, not starts with: a terminal echoes ^C before a line.)
     fn until(&mut self, prefix: &str) -> String {
-        let line = self.next_matching(false, |l| l.starts_with(prefix), prefix);
-        line[prefix.len()..].to_owned()
+        let line = self.next_matching(false, |l| l.contains(prefix), prefix);
+        let at = line.find(prefix).expect("matched") + prefix.len();
+        line[at..].to_owned()
     }
 
     /// `ready <pid> <pgid>` -> (pid, pgid).
@@ -140,8 +146,12 @@ fn mapping(t: &TestDir, content: &str, extra: &str) -> PathBuf {
 
 /// Replaces the env file atomically (write, then rename), as operators do.
 fn rewrite(t: &TestDir, content: &str) {
-    let tmp = t.secret_file("app.env.new", content);
-    std::fs::rename(tmp, t.join("app.env")).unwrap();
+    rewrite_file(t, "app.env", content);
+}
+
+fn rewrite_file(t: &TestDir, name: &str, content: &str) {
+    let tmp = t.secret_file(&format!("{name}.new"), content);
+    std::fs::rename(tmp, t.join(name)).unwrap();
 }
 
 fn supervise(config: &Path, opts: &[&str], helper: &[&str]) -> Supervised {
@@ -286,6 +296,73 @@ fn secret_reaches_the_child_and_no_value_in_logs() {
     let (code, _, err) = s.finish();
     assert_eq!(code, 0);
     assert!(!err.join("\n").contains(CANARY), "{err:#?}");
+}
+
+// --- interactive terminal ---------------------------------------------------
+
+/// State letter of a process (`R`, `S`, `T`, `Z`, …) from /proc.
+fn proc_state(pid: i32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
+}
+
+/// Waits (bounded) until `pid` is stopped: a condition wait on /proc, as a
+/// stopped process cannot tell us itself.
+fn wait_stopped(pid: i32) {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while proc_state(pid) != Some('T') {
+        assert!(std::time::Instant::now() < deadline, "process {pid} did not stop");
+        std::thread::yield_now();
+    }
+}
+
+fn parent_of(pid: i32) -> i32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    stat.rsplit_once(')').unwrap().1.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn interactive_terminal_job_control() {
+    use std::io::Write;
+    let t = TestDir::new();
+    let config = mapping(&t, "A=1\n", "[env]\nA = \"local:A\"\n");
+    // `script` runs secretexec on a new pseudo-terminal, as a session leader
+    // in the foreground; what we write to its stdin is typed on that terminal.
+    let inner = format!(
+        "{} -c {} supervise -- python3 {} --print-fg --default TSTP --exit-on INT 4",
+        bin(),
+        config.display(),
+        sigecho()
+    );
+    let mut cmd = Command::new("script");
+    cmd.args(["-qfec", &inner, "/dev/null"]).stdin(Stdio::piped());
+    cmd.env_clear().env("PATH", std::env::var_os("PATH").unwrap_or_default()).env("TERM", "dumb");
+    let mut s = Supervised::spawn(cmd);
+    let mut typing = s.child.stdin.take().expect("piped");
+    let fg: i32 = s.until("fg ").parse().unwrap();
+    let (child, pgid) = s.ready();
+    assert_eq!(fg, pgid, "the child's group owns the terminal");
+    assert_eq!(pgid, child);
+    let supervisor = parent_of(child);
+
+    // Ctrl-Z stops the child (default action); secretexec takes the
+    // terminal back and stops too, so a shell would see the job stopped.
+    typing.write_all(b"\x1a").unwrap();
+    wait_stopped(child);
+    wait_stopped(supervisor);
+    // `fg`: the shell continues secretexec, which gives the terminal back
+    // to the child and continues it.
+    signal(supervisor, libc::SIGCONT);
+    s.until("got SIGCONT");
+    assert_eq!(s.until("fg ").parse::<i32>().unwrap(), pgid);
+
+    // Ctrl-C reaches the child once (the terminal signals its group; secretexec
+    // is not in it, so nothing is forwarded twice).
+    typing.write_all(b"\x03").unwrap();
+    s.until("got SIGINT");
+    let (code, out, _) = s.finish();
+    assert_eq!(code, 4);
+    assert_eq!(out.iter().filter(|l| l.contains("got SIGINT")).count(), 1, "{out:#?}");
 }
 
 // --- PID 1 ------------------------------------------------------------------
@@ -507,4 +584,38 @@ fn sighup_reloads_when_asked_instead_of_forwarding() {
     let (code, out, _) = s.finish();
     assert_eq!(code, 0);
     assert!(!out.iter().any(|l| l == "got SIGHUP"), "{out:#?}");
+}
+
+#[test]
+fn per_source_watch_polls_only_that_source() {
+    let t = TestDir::new();
+    t.secret_file("other.env", "B=one\n");
+    let config = mapping(
+        &t,
+        "A=one\n",
+        "watch = \"20ms\"\n[sources.other]\ntype = \"envfile\"\npath = \"other.env\"\n\
+         [env]\nA = \"local:A\"\nB = \"other:B\"\n",
+    );
+    let mut s =
+        supervise(&config, &["-vv"], &["--print-env", "A", "--print-env", "B", "--exit-on", "TERM", "0"]);
+    s.expect("env A=one");
+    s.expect("env B=one");
+    s.ready();
+    // `other` has no watch interval: a change there is not seen by polls…
+    rewrite_file(&t, "other.env", "B=two\n");
+    for _ in 0..3 {
+        assert_eq!(s.log_line("re-resolving").trim_end(), "secretexec: debug: re-resolving local");
+        s.log_line("no value changed");
+    }
+    // …but a restart caused by `local` resolves every source afresh.
+    rewrite(&t, "A=two\n");
+    s.expect("got SIGTERM");
+    assert_eq!(s.until("env A="), "two");
+    s.expect("env B=two");
+    s.ready();
+    s.signal(libc::SIGTERM);
+    s.expect("got SIGTERM");
+    let (code, _, err) = s.finish();
+    assert_eq!(code, 0);
+    assert!(!err.iter().any(|l| l.contains("re-resolving") && l.contains("other")), "{err:#?}");
 }

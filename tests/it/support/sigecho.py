@@ -4,6 +4,9 @@
 Options (repeatable where it makes sense):
   --exit-on NAME CODE   exit with CODE after echoing signal NAME
   --ignore NAME         ignore signal NAME (SIG_IGN, no echo)
+  --default NAME        leave signal NAME at its default action
+  --print-fg            print `fg <foreground process group of stdin>` at
+                        start and after every SIGCONT
   --print-env NAME      print `env NAME=<value>` at start
   --print-file NAME     print `file NAME=<content>` and `mode NAME=<octal>`
                         at start and after every SIGHUP; `path NAME=<path>`
@@ -24,8 +27,8 @@ CATCH = ["HUP", "INT", "QUIT", "TERM", "USR1", "USR2", "WINCH", "CONT", "CHLD",
          "TSTP", "TTIN", "TTOU", "ALRM", "PIPE"]
 
 args = sys.argv[1:]
-exit_on, ignore, envs, files = {}, set(), [], []
-stubborn, orphans = False, 0
+exit_on, ignore, default, envs, files = {}, set(), set(), [], []
+stubborn, orphans, print_fg = False, 0, False
 while args:
     a = args.pop(0)
     if a == "--exit-on":
@@ -33,6 +36,10 @@ while args:
         exit_on[name] = int(args.pop(0))
     elif a == "--ignore":
         ignore.add(args.pop(0))
+    elif a == "--default":
+        default.add(args.pop(0))
+    elif a == "--print-fg":
+        print_fg = True
     elif a == "--print-env":
         envs.append(args.pop(0))
     elif a == "--print-file":
@@ -64,12 +71,16 @@ def handler(signum, _frame):
     say("got SIG" + name)
     if name == "HUP":
         show_files()
+    if name == "CONT" and print_fg:
+        say("fg %d" % os.tcgetpgrp(0))
     if name in exit_on:
         sys.exit(exit_on[name])
 
 
 for name in CATCH:
     sig = getattr(signal, "SIG" + name)
+    if name in default:
+        continue
     signal.signal(sig, signal.SIG_IGN if name in ignore else handler)
 
 if stubborn:
@@ -123,6 +134,8 @@ for name in envs:
 for name in files:
     say("path %s=%s" % (name, os.environ[name]))
 show_files()
+if print_fg:
+    say("fg %d" % os.tcgetpgrp(0))
 say("ready %d %d" % (os.getpid(), os.getpgrp()))
 while True:
     signal.pause()

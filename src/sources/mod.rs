@@ -11,7 +11,7 @@
 //! `check_locator` (pure, no I/O), `adhoc` (split a bare reference into a
 //! config and a locator) and a type implementing [`Backend`]; then one variant
 //! in [`Kind`] and its arms below. Keys common to every source (`type`,
-//! `watch`) are read by `config.rs` and never reach the backend's `Config`.
+//! `watch`) are read by `config.rs`; a backend's `Config` must not declare them.
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -197,7 +197,7 @@ impl Supervisor<'_> {
             }
             let idle = self.stopping.is_none() && self.job.is_none();
             let wake = [
-                self.stopping.as_ref().filter(|s| !s.killed).map(|s| s.deadline),
+                self.stopping.as_ref().filter(|s| !s.killed || s.code.is_some()).map(|s| s.deadline),
                 self.pending.filter(|_| idle),
                 if idle && self.pending.is_none() { self.watch.next_due() } else { None },
             ]
@@ -313,9 +313,16 @@ impl Supervisor<'_> {
     /// group are gone, exits (returns the code) or restarts.
     fn progress_stop(&mut self) -> Option<i32> {
         let s = self.stopping.as_mut()?;
-        let gone = s.code.is_some() && !(self.process_group && group_alive(s.target));
+        let now = Instant::now();
+        let mut gone = s.code.is_some() && !(self.process_group && group_alive(s.target));
+        if !gone && s.code.is_some() && s.killed && now >= s.deadline {
+            // A group member we may not signal (it changed its user) or
+            // cannot reap (not our descendant): do not wait forever.
+            crate::warn!("the child's process group outlived SIGKILL; leaving it behind");
+            gone = true;
+        }
         if !gone {
-            if !s.killed && Instant::now() >= s.deadline {
+            if !s.killed && now >= s.deadline {
                 crate::warn!(
                     "still running {:?} after {}: sending SIGKILL",
                     self.plan.supervise.stop_timeout,
@@ -323,6 +330,7 @@ impl Supervisor<'_> {
                 );
                 send(s.target, libc::SIGKILL);
                 s.killed = true;
+                s.deadline = now + self.plan.supervise.stop_timeout;
             }
             return None;
         }

@@ -413,18 +413,21 @@ fn pid1_docker_stop_semantics() {
 #[test]
 fn rotation_restarts_with_the_new_value() {
     let t = TestDir::new();
-    let config = mapping(&t, "A=one\n", "[env]\nA = \"local:A\"\n[supervise]\nwatch = \"100ms\"\n");
-    let mut s = supervise(&config, &["-v"], &["--print-env", "A", "--exit-on", "TERM", "0"]);
-    s.expect("env A=one");
+    let config =
+        mapping(&t, &format!("A={CANARY}-one\n"), "[env]\nA = \"local:A\"\n[supervise]\nwatch = \"100ms\"\n");
+    let mut s = supervise(&config, &["-vvv"], &["--print-env", "A", "--exit-on", "TERM", "0"]);
+    s.expect(&format!("env A={CANARY}-one"));
     let (first, _) = s.ready();
-    rewrite(&t, "A=two\n");
+    rewrite(&t, &format!("A={CANARY}-two\n"));
     s.expect("got SIGTERM");
-    assert_eq!(s.until("env A="), "two");
+    assert_eq!(s.until("env A="), format!("{CANARY}-two"));
     let (second, _) = s.ready();
     assert_ne!(first, second);
     s.signal(libc::SIGTERM);
     s.expect("got SIGTERM");
-    assert_eq!(s.finish().0, 0);
+    let (code, _, err) = s.finish();
+    assert_eq!(code, 0);
+    assert!(!err.join("\n").contains(CANARY), "a value leaked into secretexec's log: {err:#?}");
 }
 
 #[test]
@@ -618,4 +621,49 @@ fn per_source_watch_polls_only_that_source() {
     let (code, _, err) = s.finish();
     assert_eq!(code, 0);
     assert!(!err.iter().any(|l| l.contains("re-resolving") && l.contains("other")), "{err:#?}");
+}
+
+/// Every readable mapping of `pid` searched for `needle` (we run as root in
+/// CI, so /proc/PID/mem is readable although secretexec is not dumpable).
+fn memory_contains(pid: i32, needle: &[u8]) -> bool {
+    use std::io::{Seek, SeekFrom};
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
+    let mut mem = std::fs::File::open(format!("/proc/{pid}/mem")).expect("read /proc/PID/mem (needs root)");
+    for line in maps.lines() {
+        let mut parts = line.split_whitespace();
+        let (range, perms) = (parts.next().unwrap(), parts.next().unwrap());
+        if !perms.starts_with('r') || line.ends_with("[vvar]") || line.ends_with("[vsyscall]") {
+            continue;
+        }
+        let (start, end) = range.split_once('-').unwrap();
+        let (start, end) = (u64::from_str_radix(start, 16).unwrap(), u64::from_str_radix(end, 16).unwrap());
+        let mut buf = vec![0u8; (end - start) as usize];
+        if mem.seek(SeekFrom::Start(start)).is_err() || mem.read_exact(&mut buf).is_err() {
+            continue;
+        }
+        if buf.windows(needle.len()).any(|w| w == needle) {
+            return true;
+        }
+    }
+    false
+}
+
+#[test]
+fn no_secret_plaintext_in_the_supervisor_while_the_child_runs() {
+    let t = TestDir::new();
+    let config = mapping(
+        &t,
+        &format!("A={CANARY}-one\nF={CANARY}-file\n"),
+        "[env]\nA = \"local:A\"\nF = { ref = \"local:F\", as = \"file\" }\n[supervise]\nwatch = \"20ms\"\n",
+    );
+    let mut s = supervise(&config, &["-vv"], &["--exit-on", "TERM", "0"]);
+    s.ready();
+    // After a few polls too: they re-read the values and must drop them.
+    for _ in 0..3 {
+        s.log_line("no value changed");
+    }
+    let found = memory_contains(s.pid(), CANARY.as_bytes());
+    s.signal(libc::SIGTERM);
+    assert_eq!(s.finish().0, 0);
+    assert!(!found, "the supervisor's memory holds a secret value");
 }

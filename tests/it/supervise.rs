@@ -260,6 +260,16 @@ fn death_by_signal_is_128_plus_n() {
 }
 
 #[test]
+fn missing_required_secret_means_no_start() {
+    let t = TestDir::new();
+    let config = mapping(&t, "A=1\n", "[env]\nA = \"local:A\"\nB = \"local:B\"\n");
+    let marker = t.join("started");
+    let r = secretexec().arg("-c").arg(&config).args(["supervise", "--", "touch"]).arg(&marker).run();
+    r.assert_code(125).assert_stderr_contains("B (local:B");
+    assert!(!marker.exists(), "the command must not start");
+}
+
+#[test]
 fn command_not_found_and_not_executable() {
     let t = TestDir::new();
     let config = mapping(&t, "A=1\n", "[env]\nA = \"local:A\"\n");
@@ -433,8 +443,9 @@ fn rotation_restarts_with_the_new_value() {
 #[test]
 fn unchanged_values_never_restart() {
     let t = TestDir::new();
-    let config = mapping(&t, "A=one\n", "[env]\nA = \"local:A\"\n[supervise]\nwatch = \"20ms\"\n");
-    let mut s = supervise(&config, &["-vv"], &["--print-env", "A", "--exit-on", "TERM", "0"]);
+    let config = mapping(&t, "A=one\n", "[env]\nA = \"local:A\"\n");
+    let mut s =
+        supervise(&config, &["-vv", "--watch", "20ms"], &["--print-env", "A", "--exit-on", "TERM", "0"]);
     s.ready();
     for i in 0..10 {
         s.log_line("no value changed");

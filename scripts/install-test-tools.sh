@@ -10,6 +10,9 @@ OPENBAO_VERSION=2.7.2
 need_apt=()
 command -v age >/dev/null 2>&1 || need_apt+=(age)
 command -v age-keygen >/dev/null 2>&1 || need_apt+=(age)
+# Supervise tests: unshare (PID-namespace tests) and script (a pseudo-terminal).
+command -v unshare >/dev/null 2>&1 || need_apt+=(util-linux)
+command -v script >/dev/null 2>&1 || need_apt+=(bsdutils)
 if [ "${WITH_BENCH_TOOLS:-0}" = 1 ]; then
   command -v hyperfine >/dev/null 2>&1 || need_apt+=(hyperfine)
   [ -x /usr/bin/time ] || need_apt+=(time)

@@ -532,10 +532,13 @@ fn signal_mode_rewrites_file_secrets_atomically() {
         &std::fs::metadata(path.parent().unwrap()).unwrap().permissions(),
     );
     assert_eq!(dir_mode & 0o777, 0o700);
+    let inode = |p: &Path| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).unwrap());
+    let before = inode(&path);
     rewrite(&t, "F=two\n");
     s.expect("got SIGHUP");
     s.expect("file F=two");
     s.expect("mode F=400");
+    assert_ne!(inode(&path), before, "replaced by rename (a new file), not rewritten in place");
     assert!(alive(first), "signal mode keeps the same child");
     s.signal(libc::SIGTERM);
     s.expect("got SIGTERM");

@@ -681,3 +681,46 @@ fn no_secret_plaintext_in_the_supervisor_while_the_child_runs() {
     assert_eq!(s.finish().0, 0);
     assert!(!found, "the supervisor's memory holds a secret value");
 }
+
+#[test]
+fn child_gets_the_original_core_limit_and_signal_mask() {
+    let t = TestDir::new();
+    let config = mapping(&t, "A=1\n", "[env]\nA = \"local:A\"\n");
+    // secretexec blocks every signal and lowers its core limit while it holds
+    // secrets; the child must see what secretexec's parent gave it.
+    let out = Command::new("sh")
+        .current_dir(t.path())
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap())
+        .args([
+            "-c",
+            &format!(
+                "ulimit -S -c 4096 && exec {} -c {} supervise -- sh -c 'ulimit -S -c; grep SigBlk /proc/self/status'",
+                bin(),
+                config.display()
+            ),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let mut lines = stdout.lines();
+    assert_eq!(lines.next(), Some("4096"));
+    assert_eq!(
+        lines.next().map(|l| l.split_whitespace().collect::<Vec<_>>()),
+        Some(vec!["SigBlk:", "0000000000000000"])
+    );
+}
+
+#[test]
+fn sigpipe_is_at_its_default_action_in_both_modes() {
+    use std::os::unix::process::ExitStatusExt;
+    // The Rust runtime ignores SIGPIPE; the command must not inherit that.
+    let t = TestDir::new();
+    let config = mapping(&t, "A=1\n", "[env]\nA = \"local:A\"\n");
+    let script = ["--", "sh", "-c", "kill -PIPE $$; exit 3"];
+    let exec = secretexec().arg("-c").arg(&config).args(script).command().output().unwrap();
+    assert_eq!(exec.status.signal(), Some(libc::SIGPIPE), "exec mode: {exec:?}");
+    let sup = secretexec().arg("-c").arg(&config).arg("supervise").args(script).run();
+    sup.assert_code(128 + libc::SIGPIPE);
+}

@@ -3,5 +3,6 @@
 
 mod support;
 
+mod azure;
 mod cli;
 mod supervise;

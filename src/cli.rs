@@ -131,6 +131,7 @@ pub enum Command {
 
 /// `secretexec supervise` options; each overrides the mapping's `[supervise]`.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Supervise options")]
 pub struct SuperviseArgs {
     /// Run COMMAND in its own process group and signal the whole group (default).
     #[arg(long, overrides_with = "no_process_group")]
@@ -169,7 +170,14 @@ pub struct SuperviseArgs {
     pub on_error: Option<crate::config::OnError>,
 
     /// The program to supervise and its arguments, passed through byte-for-byte.
-    #[arg(value_name = "COMMAND", trailing_var_arg = true, allow_hyphen_values = true, required = true, num_args = 1..)]
+    #[arg(
+        value_name = "COMMAND",
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        required = true,
+        num_args = 1..,
+        help_heading = "Arguments"
+    )]
     pub argv: Vec<OsString>,
 }
 

@@ -225,12 +225,7 @@ impl Supervisor<'_> {
                 // Retried at the next interval; the child keeps running.
                 crate::warn!("cannot start a thread to re-resolve: {e}");
                 if let JobKind::Poll(due) = kind {
-                    let res = Resolution {
-                        entries: Vec::new(),
-                        credential_vars: Default::default(),
-                        source_notes: Default::default(),
-                    };
-                    self.watch.finish_poll(&due, &res);
+                    self.watch.abort_poll(&due);
                 }
             }
         }
@@ -243,8 +238,10 @@ impl Supervisor<'_> {
             Ok(res) => res,
             Err(std::sync::mpsc::TryRecvError::Empty) => return,
             Err(std::sync::mpsc::TryRecvError::Disconnected) => {
-                crate::warn!("the re-resolve worker ended without an answer");
-                self.job = None;
+                crate::warn!("the re-resolve worker ended without an answer; retrying later");
+                if let Some(Job { kind: JobKind::Poll(due), .. }) = self.job.take() {
+                    self.watch.abort_poll(&due);
+                }
                 return;
             }
         };

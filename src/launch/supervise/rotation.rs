@@ -123,6 +123,16 @@ impl Watch {
         Some((due, sub))
     }
 
+    /// Puts sources taken by [`Watch::begin_poll`] back on their schedule
+    /// without a result (the poll could not run).
+    pub(crate) fn abort_poll(&mut self, due: &BTreeSet<String>) {
+        let now = Instant::now();
+        for id in due {
+            let s = self.sources.get_mut(id).expect("due ids come from self.sources");
+            s.next = Some(s.next.unwrap_or(now).min(now + s.interval.unwrap_or(MAX_RETRY)));
+        }
+    }
+
     /// Compares the digests of a poll's resolution (of the `due` sources
     /// only) with the baseline and reschedules those sources: after their
     /// interval, or with backoff on failure.

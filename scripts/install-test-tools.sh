@@ -15,6 +15,9 @@ command -v age >/dev/null 2>&1 || need_apt+=(age)
 command -v age-keygen >/dev/null 2>&1 || need_apt+=(age)
 # The age suite makes SSH keys for Go age's ssh-ed25519 / ssh-rsa recipients.
 command -v ssh-keygen >/dev/null 2>&1 || need_apt+=(openssh-client)
+# Supervise tests: unshare (PID-namespace tests) and script (a pseudo-terminal).
+command -v unshare >/dev/null 2>&1 || need_apt+=(util-linux)
+command -v script >/dev/null 2>&1 || need_apt+=(bsdutils)
 # The Azure Key Vault test server's CA and certificate are made with openssl.
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 if [ "${WITH_BENCH_TOOLS:-0}" = 1 ]; then

@@ -10,7 +10,8 @@
 //! unknown keys are collected through serde_ignored and all reported at once),
 //! `check_locator` (pure, no I/O), `adhoc` (split a bare reference into a
 //! config and a locator) and a type implementing [`Backend`]; then one variant
-//! in [`Kind`] and its arms below.
+//! in [`Kind`] and its arms below. Keys common to every source (`type`,
+//! `watch`) are read by `config.rs`; a backend's `Config` must not declare them.
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -7,3 +7,4 @@ mod age;
 mod azure;
 mod cli;
 mod sops;
+mod supervise;

@@ -233,6 +233,8 @@ impl Vault {
             client_key: path_or_env(&config.client_key, "CLIENT_KEY"),
             skip_verify,
             request_timeout: Some(request_timeout),
+            // One pooled connection per concurrent read, so none pays a new handshake.
+            pool_per_host: Some(config.concurrency.unwrap_or(DEFAULT_CONCURRENCY).max(1)),
         };
         if skip_verify && addresses.iter().any(|a| a.starts_with("https://")) {
             crate::warn!(

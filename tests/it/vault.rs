@@ -57,6 +57,38 @@ fn versions_of_a_kv2_secret() {
         .args(["-e", &format!("X=vault:{m}/app?version=9#k"), "--", "true"])
         .run();
     r.assert_code(125).assert_stderr_contains("version 9 not found");
+
+    bao.cli(&["kv", "delete", "-versions=1", &format!("{m}/app")]);
+    let r = with_token(bao, &bao.root, &home)
+        .args(["-e", &format!("X=vault:{m}/app?version=1#k"), "--", "true"])
+        .run();
+    r.assert_code(125).assert_stderr_contains(&format!("{m}/app version 1 was deleted"));
+}
+
+#[test]
+fn address_list_moves_on_past_a_dead_server() {
+    let bao = shared();
+    let home = TestDir::new();
+    let m = bao.kv_mount("failover", 2);
+    bao.put(&format!("{m}/app"), &[("k", "from-second")]);
+    // A port with nothing listening.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let t = TestDir::new();
+    t.file(
+        "secretexec.toml",
+        format!(
+            "[sources.v]\ntype = \"vault\"\naddress = [\"http://{dead}\", \"{}\"]\n[env]\nK = \"v:{m}/app#k\"\n",
+            bao.addr
+        ),
+    );
+    let r = secretexec()
+        .env("VAULT_TOKEN", &bao.root)
+        .env("HOME", home.path())
+        .current_dir(t.path())
+        .args(print_vars(&["K"]))
+        .run();
+    r.assert_code(0);
+    assert_eq!(r.stdout, "from-second");
 }
 
 #[test]
@@ -136,6 +168,12 @@ fn denied_path_names_the_capability() {
     r.assert_code(125).assert_no_canary(CANARY).assert_no_canary(&token);
     r.assert_stderr_contains(&format!("permission denied on {m}/data/app"));
     r.assert_stderr_contains("\"read\" capability");
+
+    // A token with nothing at all under the mount: refused at the mount lookup.
+    let other = bao.token_with_policy("path \"nothing/*\" { capabilities = [\"read\"] }\n", &[]);
+    let r = with_token(bao, &other, &home).args(["-e", &format!("K=vault:{m}/app#k"), "--", "true"]).run();
+    r.assert_code(125).assert_no_canary(CANARY);
+    r.assert_stderr_contains(&format!("permission denied on {m}/app (mount lookup)"));
 }
 
 #[test]

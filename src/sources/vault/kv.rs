@@ -71,7 +71,21 @@ pub fn lookup_mount(s: &Session<'_>, path: &str) -> Result<Mount, FetchError> {
     match reply.status {
         200..=299 => {}
         404 => return Ok(Mount::first_segment(path, 1)),
-        403 => return Err((s.denied)(path, "read")),
+        403 => {
+            let e = (s.denied)(path, "read");
+            if e.kind != FailKind::Denied {
+                return Err(e);
+            }
+            // The token may do nothing at all under this path.
+            return Err(FetchError::new(
+                FailKind::Denied,
+                format!("permission denied on {path} (mount lookup)"),
+            )
+            .with_hint(format!(
+                "the token's policies grant nothing under {path}; reading needs the \"read\" capability on \
+                     MOUNT/data/PATH for KV v2, or on MOUNT/PATH for KV v1"
+            )));
+        }
         s => {
             return Err(FetchError::new(
                 FailKind::Unavailable,

@@ -612,46 +612,76 @@ fn sealed_server_fails_with_the_unseal_hint() {
     r.assert_stderr_contains("K").assert_stderr_contains("vault");
 }
 
-#[test]
-fn stopped_server_retries_until_the_deadline_then_125() {
-    let mut bao = OwnedBao::start();
-    let addr = bao.bao.addr.clone();
-    let root = bao.bao.root.clone();
-    bao.stop();
-    let home = TestDir::new();
-    let t = TestDir::new();
-    t.file(
-        "secretexec.toml",
-        format!("timeout = \"1500ms\"\n[sources.store]\ntype = \"vault\"\naddress = \"{addr}\"\n[env]\nK = \"store:secret/app#k\"\n"),
-    );
-    let r = secretexec()
-        .env("VAULT_TOKEN", &root)
-        .env("HOME", home.path())
-        .current_dir(t.path())
-        .args(["--", "sh", "-c", "echo started"])
-        .run();
-    r.assert_code(125).assert_stderr_contains("store").assert_stderr_contains("connection refused");
-    r.assert_stderr_contains("gave up after");
-    assert!(!r.stdout.contains("started"));
-    assert!(r.stderr.matches("attempt").count() >= 1);
+/// A pipe whose buffer holds one page: a process writing to it blocks
+/// after about 4 KiB that the test has not read yet.
+fn small_pipe() -> (std::fs::File, std::os::fd::OwnedFd) {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0; 2];
+    // SAFETY: fds has room for the two descriptors pipe2 writes.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    // SAFETY: fds[1] is the pipe's write end, just opened.
+    assert!(unsafe { libc::fcntl(fds[1], libc::F_SETPIPE_SZ, 4096) } > 0);
+    // SAFETY: both descriptors are fresh and owned by nobody else.
+    unsafe { (std::fs::File::from_raw_fd(fds[0]), std::os::fd::OwnedFd::from_raw_fd(fds[1])) }
 }
 
-#[test]
-fn server_back_before_the_deadline_means_success() {
-    let mut bao = OwnedBao::start();
+/// Stops `bao` in the middle of a resolve of 60 paths, read one at a time.
+///
+/// The handshake needs no timing: secretexec's `-vvv` trace (one line of
+/// ~130 bytes per read) goes to a one-page pipe. Once the test has read the
+/// line of the first read, secretexec can finish at most ~30 more reads
+/// before its log write blocks, so the server is stopped with reads still
+/// to do. Then
+/// `after_stop` runs once secretexec reports that it is retrying.
+fn stop_mid_resolve(
+    bao: &mut OwnedBao,
+    timeout: &str,
+    after_stop: impl FnOnce(&mut OwnedBao),
+) -> (Option<i32>, String, String) {
     bao.bao.cli(&["secrets", "enable", "-path=secret", "-version=2", "kv"]);
-    bao.bao.put("secret/app", &[("k", "after-restart")]);
-    bao.stop();
+    let dir = "secret/a-rather-long-directory-name-so-that-each-trace-line-is-long";
+    let agent = ureq::Agent::new_with_defaults();
+    for i in 0..60 {
+        agent
+            .put(&format!(
+                "{}/v1/{}",
+                bao.bao.addr,
+                format!("{dir}/p{i:02}").replacen("secret/", "secret/data/", 1)
+            ))
+            .header("X-Vault-Token", &bao.bao.root)
+            .send(format!(r#"{{"data":{{"k":"v{i}"}}}}"#))
+            .expect("write a secret");
+    }
+    let mut toml = format!(
+        "timeout = \"{timeout}\"\n[sources.store]\ntype = \"vault\"\naddress = \"{}\"\nconcurrency = 1\n[env]\n",
+        bao.bao.addr
+    );
+    for i in 0..60 {
+        toml.push_str(&format!("P{i:02} = \"store:{dir}/p{i:02}#k\"\n"));
+    }
+    let t = TestDir::new();
+    t.file("secretexec.toml", toml);
     let home = TestDir::new();
+    let (read_end, write_end) = small_pipe();
     let mut cmd = with_token(&bao.bao, &bao.bao.root, &home)
-        .args(["-vv", "-e", "K=vault:secret/app#k"])
-        .args(print_vars(&["K"]))
+        .current_dir(t.path())
+        .args(["-vvv"])
+        .args(print_vars(&["P00", "P59"]))
         .command();
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.stdout(Stdio::piped()).stderr(Stdio::from(write_end));
     let mut child = cmd.spawn().unwrap();
-    // Handshake: wait until secretexec says it is retrying, then bring the server back.
-    let mut err = BufReader::new(child.stderr.take().unwrap());
+    drop(cmd); // our copy of the pipe's write end
+    let mut err = BufReader::new(read_end);
     let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(err.read_line(&mut line).unwrap() > 0, "secretexec ended before its first read:\n{seen}");
+        seen.push_str(&line);
+        if line.contains("/v1/secret/data/") && line.contains("-> 200") {
+            break;
+        }
+    }
+    bao.stop();
     loop {
         let mut line = String::new();
         assert!(err.read_line(&mut line).unwrap() > 0, "secretexec ended before retrying:\n{seen}");
@@ -660,13 +690,36 @@ fn server_back_before_the_deadline_means_success() {
             break;
         }
     }
-    bao.start_again();
-    bao.unseal_no_wait();
-    let drain = std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+    assert!(seen.matches("-> 200").count() < 60, "every read finished before the stop:\n{seen}");
+    after_stop(bao);
+    let drain = std::thread::spawn(move || {
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut err, &mut rest).map(|_| rest)
+    });
     let out = child.wait_with_output().unwrap();
-    drain.join().unwrap().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{seen}");
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "after-restart");
+    seen.push_str(&drain.join().unwrap().unwrap());
+    (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), seen)
+}
+
+#[test]
+fn server_stopped_mid_resolve_retries_until_the_deadline_then_125() {
+    let mut bao = OwnedBao::start();
+    let (code, stdout, stderr) = stop_mid_resolve(&mut bao, "4s", |_| {});
+    assert_eq!(code, Some(125), "{stderr}");
+    assert_eq!(stdout, "", "the command must not start");
+    assert!(stderr.contains("(store:secret/") && stderr.contains("from source store"), "{stderr}");
+    assert!(stderr.contains("connection refused") && stderr.contains("gave up after"), "{stderr}");
+}
+
+#[test]
+fn server_back_before_the_deadline_means_success() {
+    let mut bao = OwnedBao::start();
+    let (code, stdout, stderr) = stop_mid_resolve(&mut bao, "120s", |bao| {
+        bao.start_again();
+        bao.unseal_no_wait();
+    });
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(stdout, "v0|v59");
 }
 
 #[test]

@@ -669,7 +669,7 @@ fn stop_mid_resolve(
         .args(print_vars(&["P00", "P59"]))
         .command();
     cmd.stdout(Stdio::piped()).stderr(Stdio::from(write_end));
-    let mut child = cmd.spawn().unwrap();
+    let child = cmd.spawn().unwrap();
     drop(cmd); // our copy of the pipe's write end
     let mut err = BufReader::new(read_end);
     let mut seen = String::new();

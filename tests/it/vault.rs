@@ -403,13 +403,10 @@ fn jwt_login_with_a_key_pair_made_here() {
     let home = TestDir::new();
     let m = bao.kv_mount("jwtkv", 2);
     bao.put(&format!("{m}/app"), &[("k", "via-jwt")]);
-    let keys = TestDir::new();
-    openssl(
-        &["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", "key.pem"],
-        keys.path(),
-    );
-    openssl(&["pkey", "-in", "key.pem", "-pubout", "-out", "pub.pem"], keys.path());
-    let public = std::fs::read_to_string(keys.join("pub.pem")).unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let (jwt, public) = signed_jwt(&serde_json::json!({
+        "iss": "https://issuer.test", "sub": "app", "aud": "secretexec", "iat": now, "nbf": now - 5, "exp": now + 600
+    }));
 
     let mount = unique("jwt");
     bao.cli(&["auth", "enable", &format!("-path={mount}"), "jwt"]);
@@ -428,17 +425,6 @@ fn jwt_login_with_a_key_pair_made_here() {
         &serde_json::json!({"role_type": "jwt", "user_claim": "sub", "bound_audiences": ["secretexec"], "token_policies": [pol]})
             .to_string(),
     );
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-    let header = b64url(br#"{"alg":"RS256","typ":"JWT"}"#);
-    let claims = b64url(
-        serde_json::json!({"iss": "https://issuer.test", "sub": "app", "aud": "secretexec", "iat": now, "nbf": now - 5, "exp": now + 600})
-            .to_string()
-            .as_bytes(),
-    );
-    let signing_input = format!("{header}.{claims}");
-    keys.file("input", &signing_input);
-    let sig = openssl(&["dgst", "-sha256", "-sign", "key.pem", "input"], keys.path());
-    let jwt = format!("{signing_input}.{}", b64url(&sig));
 
     let t = TestDir::new();
     t.secret_file("jwt", &jwt);
@@ -911,4 +897,119 @@ fn config_mistakes_are_reported_before_any_request() {
     r.assert_code(125).assert_stderr_contains("unknown auth method; use one of: token, approle");
     let r = secretexec().args(["-e", "K=vault:secret", "--", "true"]).run();
     r.assert_code(125).assert_stderr_contains("names only a mount");
+}
+
+/// A JWT signed RS256 with a fresh key; returns (jwt, public key PEM).
+fn signed_jwt(claims: &serde_json::Value) -> (String, String) {
+    let keys = TestDir::new();
+    openssl(
+        &["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", "key.pem"],
+        keys.path(),
+    );
+    openssl(&["pkey", "-in", "key.pem", "-pubout", "-out", "pub.pem"], keys.path());
+    let signing_input =
+        format!("{}.{}", b64url(br#"{"alg":"RS256","typ":"JWT"}"#), b64url(claims.to_string().as_bytes()));
+    keys.file("input", &signing_input);
+    let sig = openssl(&["dgst", "-sha256", "-sign", "key.pem", "input"], keys.path());
+    (format!("{signing_input}.{}", b64url(&sig)), std::fs::read_to_string(keys.join("pub.pem")).unwrap())
+}
+
+/// A stand-in for the Kubernetes API's TokenReview endpoint: answers every
+/// request with "authenticated as system:serviceaccount:default:app".
+fn fake_token_review() -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let mut len = 0usize;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; len];
+            let _ = reader.read_exact(&mut body);
+            let answer = serde_json::json!({
+                "kind": "TokenReview", "apiVersion": "authentication.k8s.io/v1",
+                "status": {"authenticated": true, "user": {"username": "system:serviceaccount:default:app", "uid": "uid-123", "groups": []}}
+            })
+            .to_string();
+            let _ = write!(
+                conn,
+                "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                answer.len()
+            );
+        }
+    });
+    addr
+}
+
+#[test]
+fn kubernetes_login_against_a_token_review_stand_in() {
+    let bao = shared();
+    let home = TestDir::new();
+    let m = bao.kv_mount("k8skv", 2);
+    bao.put(&format!("{m}/app"), &[("k", "via-kubernetes")]);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let (jwt, _) = signed_jwt(&serde_json::json!({
+        "iss": "kubernetes/serviceaccount",
+        "kubernetes.io/serviceaccount/namespace": "default",
+        "kubernetes.io/serviceaccount/secret.name": "app-token",
+        "kubernetes.io/serviceaccount/service-account.name": "app",
+        "kubernetes.io/serviceaccount/service-account.uid": "uid-123",
+        "sub": "system:serviceaccount:default:app",
+        "iat": now, "exp": now + 600
+    }));
+    // Required by the config; unused, as the stand-in speaks plain HTTP.
+    let ca_dir = TestDir::new();
+    openssl(
+        &[
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "k.pem", "-out", "ca.pem", "-subj",
+            "/CN=k8s", "-days", "1",
+        ],
+        ca_dir.path(),
+    );
+    let any_ca = std::fs::read_to_string(ca_dir.join("ca.pem")).unwrap();
+    let mount = unique("kubernetes");
+    bao.cli(&["auth", "enable", &format!("-path={mount}"), "kubernetes"]);
+    bao.cli_stdin(
+        &["write", &format!("auth/{mount}/config"), "-"],
+        &serde_json::json!({"kubernetes_host": fake_token_review(), "disable_local_ca_jwt": true, "kubernetes_ca_cert": any_ca})
+            .to_string(),
+    );
+    let pol = unique("pol");
+    bao.cli_stdin(
+        &["policy", "write", &pol, "-"],
+        &format!("path \"{m}/data/*\" {{ capabilities = [\"read\"] }}\n"),
+    );
+    bao.cli_stdin(
+        &["write", &format!("auth/{mount}/role/app"), "-"],
+        &serde_json::json!({"bound_service_account_names": ["app"], "bound_service_account_namespaces": ["default"], "token_policies": [pol]})
+            .to_string(),
+    );
+    let t = TestDir::new();
+    t.secret_file("sa-token", &jwt);
+    t.file(
+        "secretexec.toml",
+        format!(
+            "[sources.v]\ntype = \"vault\"\naddress = \"{}\"\nauth = {{ method = \"kubernetes\", mount = \"{mount}\", role = \"app\", jwt_file = \"sa-token\" }}\n[env]\nK = \"v:{m}/app#k\"\n",
+            bao.addr
+        ),
+    );
+    let r = secretexec()
+        .env("HOME", home.path())
+        .current_dir(t.path())
+        .args(["-vvv"])
+        .args(print_vars(&["K"]))
+        .run();
+    r.assert_code(0).assert_no_canary(&jwt);
+    assert_eq!(r.stdout, "via-kubernetes");
+    assert_eq!(live_login_tokens(bao, &mount), 0);
 }

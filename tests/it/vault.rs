@@ -872,6 +872,15 @@ fn tls_with_ca_cert_and_cert_auth() {
     r.assert_code(0);
     assert_eq!(r.stdout, "over-tls");
     r.assert_stderr_contains("revoked the login token");
+
+    // $VAULT_SKIP_VERIFY works, and says loudly what it costs.
+    let r = with_token(&tls.bao, &tls.bao.root, &home)
+        .env("VAULT_SKIP_VERIFY", "true")
+        .args(["-e", "K=vault:tlskv/app#k"])
+        .args(print_vars(&["K"]))
+        .run();
+    r.assert_code(0).assert_stderr_contains("TLS certificate verification is DISABLED");
+    assert_eq!(r.stdout, "over-tls");
 }
 
 #[test]
@@ -1012,4 +1021,34 @@ fn kubernetes_login_against_a_token_review_stand_in() {
     r.assert_code(0).assert_no_canary(&jwt);
     assert_eq!(r.stdout, "via-kubernetes");
     assert_eq!(live_login_tokens(bao, &mount), 0);
+}
+
+#[test]
+fn wrong_kv_version_is_named() {
+    let bao = shared();
+    let home = TestDir::new();
+    let v2 = bao.kv_mount("wrong2", 2);
+    let v1 = bao.kv_mount("wrong1", 1);
+    bao.put(&format!("{v2}/app"), &[("k", "v")]);
+    bao.put(&format!("{v1}/app"), &[("k", "v")]);
+    let t = TestDir::new();
+    let mapping = |version: u8, r: &str| {
+        format!(
+            "[sources.v]\ntype = \"vault\"\naddress = \"{}\"\nkv_version = {version}\n[env]\nK = \"v:{r}\"\n",
+            bao.addr
+        )
+    };
+    t.file("secretexec.toml", mapping(1, &format!("{v2}/app#k")));
+    let r = with_token(bao, &bao.root, &home).current_dir(t.path()).args(["--", "true"]).run();
+    r.assert_code(125).assert_stderr_contains("is a KV v2 mount, but the source reads it as KV v1");
+    r.assert_stderr_contains("set kv_version = 2");
+
+    t.file("secretexec.toml", mapping(2, &format!("{v1}/app#k")));
+    let r = with_token(bao, &bao.root, &home).current_dir(t.path()).args(["--", "true"]).run();
+    r.assert_code(125).assert_stderr_contains("kv_version = 2 is set");
+
+    let r = with_token(bao, &bao.root, &home)
+        .args(["-e", &format!("K=vault:{v1}/app?version=2#k"), "--", "true"])
+        .run();
+    r.assert_code(125).assert_stderr_contains(&format!("?version needs a KV v2 mount, and {v1}/ is KV v1"));
 }

@@ -277,7 +277,8 @@ impl Vault {
         });
         if !ok {
             return FetchError::new(FailKind::Auth, "the Vault token is invalid or expired (HTTP 403 on lookup-self)")
-                .with_hint("get a fresh token (bao login, or renew it before it expires); for a login method, check the role's token_ttl");
+                .with_hint("get a fresh token (bao login, or renew it before it expires); for a login method, check the role's \
+                 token_ttl. (A token whose policies lack the default policy's auth/token/lookup-self also lands here.)");
         }
         FetchError::new(FailKind::Denied, format!("permission denied on {path}")).with_hint(format!(
             "the token's policies need the \"{capability}\" capability on path \"{path}\""

@@ -1052,3 +1052,20 @@ fn wrong_kv_version_is_named() {
         .run();
     r.assert_code(125).assert_stderr_contains(&format!("?version needs a KV v2 mount, and {v1}/ is KV v1"));
 }
+
+#[test]
+fn mounts_sharing_a_first_segment_are_each_looked_up() {
+    let bao = shared();
+    let home = TestDir::new();
+    let team = unique("team");
+    bao.cli(&["secrets", "enable", &format!("-path={team}/kv"), "-version=2", "kv"]);
+    bao.cli(&["secrets", "enable", &format!("-path={team}/old"), "-version=1", "kv"]);
+    bao.put(&format!("{team}/kv/app"), &[("k", "from-v2")]);
+    bao.put(&format!("{team}/old/app"), &[("k", "from-v1")]);
+    let r = with_token(bao, &bao.root, &home)
+        .args(["-e", &format!("A=vault:{team}/kv/app#k"), "-e", &format!("B=vault:{team}/old/app#k")])
+        .args(print_vars(&["A", "B"]))
+        .run();
+    r.assert_code(0);
+    assert_eq!(r.stdout, "from-v2|from-v1");
+}

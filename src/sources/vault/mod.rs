@@ -385,7 +385,8 @@ impl Backend for Vault {
 
 impl Vault {
     /// Looks up the mount of every path: one lookup per first segment, then
-    /// more only for paths the found mounts do not cover (nested mounts).
+    /// more only for paths the found mounts do not cover (`team/kv/` and
+    /// `team/db/` share a first segment; Vault forbids nested mounts).
     fn find_mounts(
         &self,
         session: &Session<'_>,
@@ -394,6 +395,7 @@ impl Vault {
     ) -> BTreeMap<String, Result<Mount, FetchError>> {
         let mut found: Vec<Mount> = Vec::new();
         let mut out: BTreeMap<String, Result<Mount, FetchError>> = BTreeMap::new();
+        let mut first_round = true;
         loop {
             let open: Vec<&str> = paths
                 .iter()
@@ -403,13 +405,17 @@ impl Vault {
             if open.is_empty() {
                 break;
             }
+            // First round: one path per first segment. Later rounds (paths in
+            // other multi-segment mounts, or whose first lookup was refused):
+            // every path still open, concurrently.
             let mut reps: Vec<&str> = Vec::new();
             for p in &open {
                 let seg = p.split('/').next().unwrap_or(p);
-                if !reps.iter().any(|r| r.split('/').next() == Some(seg)) {
+                if !first_round || !reps.iter().any(|r| r.split('/').next() == Some(seg)) {
                     reps.push(p);
                 }
             }
+            first_round = false;
             let results = bounded(&reps, limit, |p| kv::lookup_mount(session, p));
             for (p, r) in reps.iter().zip(results) {
                 match r {
@@ -436,8 +442,7 @@ impl Vault {
         }
         for p in paths {
             if !out.contains_key(*p) {
-                // The longest covering mount wins (nested mounts).
-                let m = found.iter().filter(|m| m.covers(p)).max_by_key(|m| m.path.len()).cloned();
+                let m = found.iter().find(|m| m.covers(p)).cloned();
                 out.insert(
                     p.to_string(),
                     Ok(m.expect("loop ends only when every path is covered or failed")),

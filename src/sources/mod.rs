@@ -10,7 +10,8 @@
 //! unknown keys are collected through serde_ignored and all reported at once),
 //! `check_locator` (pure, no I/O), `adhoc` (split a bare reference into a
 //! config and a locator) and a type implementing [`Backend`]; then one variant
-//! in [`Kind`] and its arms below.
+//! in [`Kind`] and its arms below. Keys common to every source (`type`,
+//! `watch`) are read by `config.rs`; a backend's `Config` must not declare them.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -18,7 +19,11 @@ use std::time::Instant;
 
 use crate::secret::Secret;
 
+pub mod age;
+pub mod azure;
 pub mod envfile;
+pub mod sops;
+pub mod vault;
 
 /// What a backend returns for one locator.
 pub enum Fetched {
@@ -114,18 +119,53 @@ pub trait Backend: Send + Sync {
     }
 }
 
+/// Checks that `key` only holds characters a dotenv key may have (letters,
+/// digits, `_`, `.`, `-`); `*` and empty locators are the caller's to allow.
+pub(crate) fn check_dotenv_key(key: &str) -> Result<(), String> {
+    match key.chars().find(|&c| !(c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-')) {
+        Some(bad) => Err(format!("{bad:?} cannot appear in a dotenv key")),
+        None => Ok(()),
+    }
+}
+
+/// Splits the bare reference of a file backend, `PATH#LOCATOR`, at the
+/// first `#` (sops paths may hold `#` in escaped keys) or the last one (a
+/// dotenv key never holds `#`). Without `#`, the locator is `*`. `example`
+/// shows the expected form in the error.
+pub(crate) fn split_file_reference(
+    rest: &str,
+    at_first_hash: bool,
+    example: &str,
+) -> Result<(std::path::PathBuf, String), String> {
+    let split = if at_first_hash { rest.split_once('#') } else { rest.rsplit_once('#') };
+    let (path, locator) = split.unwrap_or((rest, "*"));
+    if path.is_empty() {
+        return Err(format!("expected a file path: {example}"));
+    }
+    Ok((std::path::PathBuf::from(path), locator.to_owned()))
+}
+
 /// The backend types, as written in `type = "..."` and bare references.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Kind {
     Envfile,
+    Age,
+    Sops,
+    AzureKeyVault,
+    Vault,
 }
 
 impl Kind {
-    pub const ALL: &'static [Kind] = &[Kind::Envfile];
+    pub const ALL: &'static [Kind] =
+        &[Kind::Envfile, Kind::Age, Kind::Sops, Kind::AzureKeyVault, Kind::Vault];
 
     pub fn name(self) -> &'static str {
         match self {
             Kind::Envfile => "envfile",
+            Kind::Age => "age",
+            Kind::Sops => "sops",
+            Kind::AzureKeyVault => "azure-keyvault",
+            Kind::Vault => "vault",
         }
     }
 
@@ -137,6 +177,10 @@ impl Kind {
     pub fn check_locator(self, locator: &str) -> Result<(), String> {
         match self {
             Kind::Envfile => envfile::check_locator(locator),
+            Kind::Age => age::check_locator(locator),
+            Kind::Sops => sops::check_locator(locator),
+            Kind::AzureKeyVault => azure::check_locator(locator),
+            Kind::Vault => vault::check_locator(locator),
         }
     }
 
@@ -145,6 +189,10 @@ impl Kind {
     pub fn adhoc(self, rest: &str) -> Result<(SourceConfig, String), String> {
         match self {
             Kind::Envfile => envfile::adhoc(rest).map(|(c, l)| (SourceConfig::Envfile(c), l)),
+            Kind::Age => age::adhoc(rest).map(|(c, l)| (SourceConfig::Age(c), l)),
+            Kind::Sops => sops::adhoc(rest).map(|(c, l)| (SourceConfig::Sops(c), l)),
+            Kind::AzureKeyVault => azure::adhoc(rest).map(|(c, l)| (SourceConfig::AzureKeyVault(c), l)),
+            Kind::Vault => vault::adhoc(rest).map(|(c, l)| (SourceConfig::Vault(Box::new(c)), l)),
         }
     }
 }
@@ -153,6 +201,11 @@ impl Kind {
 #[derive(Clone, Debug, PartialEq)]
 pub enum SourceConfig {
     Envfile(envfile::Config),
+    Age(age::Config),
+    Sops(sops::Config),
+    AzureKeyVault(azure::Config),
+    /// Boxed: far larger than the other variants.
+    Vault(Box<vault::Config>),
 }
 
 /// A key of a `[sources.NAME]` table that the backend does not know.
@@ -171,6 +224,10 @@ impl SourceConfig {
         let mut cb = |p: serde_ignored::Path<'_>| unknown.push(UnknownKey(p.to_string()));
         Ok(match kind {
             Kind::Envfile => SourceConfig::Envfile(serde_ignored::deserialize(d, &mut cb)?),
+            Kind::Age => SourceConfig::Age(serde_ignored::deserialize(d, &mut cb)?),
+            Kind::Sops => SourceConfig::Sops(serde_ignored::deserialize(d, &mut cb)?),
+            Kind::AzureKeyVault => SourceConfig::AzureKeyVault(serde_ignored::deserialize(d, &mut cb)?),
+            Kind::Vault => SourceConfig::Vault(Box::new(serde_ignored::deserialize(d, &mut cb)?)),
         })
     }
 
@@ -178,12 +235,20 @@ impl SourceConfig {
     pub fn rebase(&mut self, base: &std::path::Path) {
         match self {
             SourceConfig::Envfile(c) => c.path = base.join(&c.path),
+            SourceConfig::Age(c) => c.rebase(base),
+            SourceConfig::Sops(c) => c.rebase(base),
+            SourceConfig::AzureKeyVault(c) => c.rebase(base),
+            SourceConfig::Vault(c) => c.rebase(base),
         }
     }
 
     pub fn kind(&self) -> Kind {
         match self {
             SourceConfig::Envfile(_) => Kind::Envfile,
+            SourceConfig::Age(_) => Kind::Age,
+            SourceConfig::Sops(_) => Kind::Sops,
+            SourceConfig::AzureKeyVault(_) => Kind::AzureKeyVault,
+            SourceConfig::Vault(_) => Kind::Vault,
         }
     }
 
@@ -191,7 +256,12 @@ impl SourceConfig {
     /// (an inline token): the mapping then gets the strict permission check.
     pub fn holds_inline_credential(&self) -> bool {
         match self {
-            SourceConfig::Envfile(_) => false,
+            SourceConfig::Envfile(_)
+            | SourceConfig::Age(_)
+            | SourceConfig::Sops(_)
+            | SourceConfig::Vault(_) => false,
+            // Only file paths and ids: a client secret inline is not accepted.
+            SourceConfig::AzureKeyVault(_) => false,
         }
     }
 
@@ -200,6 +270,10 @@ impl SourceConfig {
     pub fn open(&self, name: &str) -> Result<Box<dyn Backend>, FetchError> {
         match self {
             SourceConfig::Envfile(c) => Ok(Box::new(envfile::EnvFile::new(name, c.clone()))),
+            SourceConfig::Age(c) => Ok(Box::new(age::AgeFile::new(name, c.clone()))),
+            SourceConfig::Sops(c) => Ok(Box::new(sops::SopsFile::new(name, c.clone()))),
+            SourceConfig::AzureKeyVault(c) => Ok(Box::new(azure::KeyVault::open(name, c)?)),
+            SourceConfig::Vault(c) => Ok(Box::new(vault::Vault::open(name, c)?)),
         }
     }
 }

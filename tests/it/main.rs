@@ -3,4 +3,9 @@
 
 mod support;
 
+mod age;
+mod azure;
 mod cli;
+mod sops;
+mod supervise;
+mod vault;

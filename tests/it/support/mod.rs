@@ -3,6 +3,9 @@
 
 #![allow(dead_code)]
 
+pub mod azure_kv;
+pub mod openbao;
+
 use std::ffi::OsStr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -184,3 +187,4 @@ pub fn tool(name: &str) -> PathBuf {
     }
     panic!("required test tool {name:?} is not installed; run scripts/test.sh (it installs every test tool)");
 }
+pub mod sops;

@@ -689,6 +689,14 @@ PROFILED = {"envfile-10", "sops-100", "vault-1x100", "vault-100x1", "azure-100"}
 def run_workload(ctx, w, a):
     log(f"== {w.id}: {w.title}")
     rec = {"id": w.id, "title": w.title, "what": w.what, "notes": w.notes, "commands": []}
+    rec["files"] = {}
+    for c in w.cmds:
+        # The mapping / agent / teller config each command reads (never the secret files).
+        for word in split(c.command) if c.command else []:
+            word = word.split("=", 1)[-1]
+            if word.startswith(ctx.work) and word.endswith((".toml", ".hcl", ".yml", ".sh")):
+                with open(word) as f:
+                    rec["files"][word] = f.read().splitlines()
     if w.unavailable:
         rec["unavailable"] = w.unavailable
         return rec

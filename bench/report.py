@@ -587,6 +587,11 @@ def main():
         L += ["Commands:", "", "```sh"]
         L += [red(c["command"]) for c in w["commands"] if c["command"]]
         L += ["```", ""]
+        for path, lines in (w.get("files") or {}).items():
+            shown = lines[:12]
+            more = f"\n# … {len(lines) - len(shown)} more lines of the same shape" if len(lines) > len(shown) else ""
+            lang = {"toml": "toml", "hcl": "hcl", "yml": "yaml", "sh": "sh"}[path.rsplit(".", 1)[1]]
+            L += [f"`{red(path)}`:", "", f"```{lang}"] + [red(x) for x in shown] + [more.strip()] * bool(more) + ["```", ""]
 
     L += idle_section(idle, red)
     L += [

@@ -168,7 +168,8 @@ def teller_cmd(ctx, d, providers, verify=True):
     if not ctx.teller:
         return Cmd("teller 2.0.7", "", "peer", missing=TELLER_MISSING)
     cfg = write(os.path.join(d, "teller.yml"), json.dumps({"providers": providers}, indent=1), 0o600)
-    return Cmd("teller 2.0.7", f"{ctx.teller} -c {cfg} run -- true", "peer", verify=verify)
+    # teller runs its command through duct with a Path, which is not looked up on PATH.
+    return Cmd("teller 2.0.7", f"{ctx.teller} -c {cfg} run -- /usr/bin/true", "peer", verify=verify)
 
 
 def envfile_workload(ctx, n):
@@ -584,8 +585,8 @@ def probe(ctx, w, c, env):
             words = split(c.verify)
         else:
             words = split(c.command)
-            if words[-1] == "true":
-                words[-1] = "env"
+            if words[-1] in ("true", "/usr/bin/true"):
+                words[-1] = words[-1].replace("true", "env")
             else:  # sh -c '... exec true'
                 words[-1] = re.sub(r"\btrue$", "env", words[-1])
         out = run(words, env=env, timeout=300)

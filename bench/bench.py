@@ -734,6 +734,19 @@ def proc_cpu_ticks(pid):
     return int(fields[11]) + int(fields[12])  # fields 14 and 15 of proc(5)
 
 
+def smaps_by_mapping(pid):
+    """Resident KiB per mapping (file path, [heap], [stack], anonymous) from /proc/PID/smaps."""
+    out, name = {}, None
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            head = line.split()
+            if re.match(r"^[0-9a-f]+-[0-9a-f]+ ", line):
+                name = head[5] if len(head) > 5 else "[anonymous]"
+            elif head and head[0] == "Rss:":
+                out[name] = out.get(name, 0) + int(head[1])
+    return out
+
+
 class IdleSupervisor:
     """`secretexec supervise --watch 5s -- sleep …` left alone for a minute.
 
@@ -763,6 +776,7 @@ class IdleSupervisor:
             t0, c0 = time.monotonic(), proc_cpu_ticks(self.proc.pid)
             time.sleep(self.WINDOW)
             t1, c1 = time.monotonic(), proc_cpu_ticks(self.proc.pid)
+            self.rec["smaps"] = smaps_by_mapping(self.proc.pid)
             st = {}
             with open(f"/proc/{self.proc.pid}/status") as f:
                 for line in f:
@@ -832,6 +846,7 @@ def openbao_server_floor(ctx, paths, reps=10):
                 raise SystemExit(f"server floor probe: GET {p} answered {r.status}")
 
     one_round()  # warm-up
+    reps = max(reps, 1000 // len(paths))  # enough reads for the 10 ms tick to resolve
     c0, t0 = proc_cpu_ticks(pid), time.monotonic()
     for _ in range(reps):
         one_round()

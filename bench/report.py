@@ -530,6 +530,7 @@ def main():
     p.add_argument("--load-before", default="")
     p.add_argument("--load-after", default="")
     p.add_argument("--seconds", type=int, default=0)
+    p.add_argument("--build-seconds", type=int, default=0)
     p.add_argument("--quick", default="0")
     p.add_argument("--output", required=True)
     a = p.parse_args()
@@ -572,7 +573,8 @@ def main():
         L += ["> **Quick run (BENCH_QUICK=1): too few runs for publishing; the numbers only show the harness works.**", ""]
     L += [
         f"- Date: {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}; "
-        f"secretexec commit `{commit}`{dirty}; whole run {a.seconds} s.",
+        f"secretexec commit `{commit}`{dirty}; whole run {a.seconds} s, of which {a.build_seconds} s "
+        "building the release binary (incremental).",
         f"- Machine: {m['nproc']} CPUs ({m['cpu']}), {m['memory']} RAM, {m['kernel']}.",
         f"- Load average (1/5/15 min) before: {a.load_before}; after: {a.load_after}. The machine is shared with "
         "other builds, so medians are reported; min – max shows the spread.",
@@ -647,10 +649,11 @@ def main():
         L += [red(c["command"]) for c in w["commands"] if c["command"]]
         L += ["```", ""]
         for path, lines in (w.get("files") or {}).items():
-            shown = lines[:12]
-            more = f"\n# … {len(lines) - len(shown)} more lines of the same shape" if len(lines) > len(shown) else ""
             lang = {"toml": "toml", "hcl": "hcl", "yml": "yaml", "sh": "sh"}[path.rsplit(".", 1)[1]]
-            L += [f"`{red(path)}`:", "", f"```{lang}"] + [red(x) for x in shown] + [more.strip()] * bool(more) + ["```", ""]
+            if len(lines) > 24:
+                cut = f"# … {len(lines) - 24} lines of the same shape …" if lang != "yaml" else "…"
+                lines = lines[:18] + [cut] + lines[-6:]
+            L += [f"`{red(path)}`:", "", f"```{lang}"] + [red(x) for x in lines] + ["```", ""]
 
     L += idle_section(idle, red)
     L += [

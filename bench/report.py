@@ -588,7 +588,7 @@ def main():
         "- Wall time: `hyperfine -N` (no intermediate shell). The fast commands of a workload, floor included, "
         "are timed together: about 4 s of runs for the slowest of them (at least 10, at most 200 runs), split "
         "into up to 5 rounds of hyperfine invocations, each with 3 warm-up runs; rounds interleave the commands, "
-        "so a burst of load from other processes hits all of them. Commands over 0.5 s (the agent): 10 runs in "
+        "so a burst of load from other processes hits all of them. Commands over 0.5 s (the agent, the Python SDK): 10 runs in "
         "2 rounds with 1 warm-up each. The 100-call `bao kv get` script (≈ 10 s a run): 3 runs, no warm-up "
         "(an exception to the ≥ 10 runs rule, to keep the whole run within 10 minutes). "
         "Table: median and min – max of the wall times; user + sys is hyperfine's mean CPU time of the "

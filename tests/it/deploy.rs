@@ -134,3 +134,237 @@ fn systemd_units_keep_the_promised_hardening() {
         }
     }
 }
+
+fn yaml_docs(path: &Path) -> Vec<yaml_rust2::Yaml> {
+    let text = std::fs::read_to_string(path).unwrap();
+    yaml_rust2::YamlLoader::load_from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The Kubernetes manifests: deploy/kubernetes/ and the Argo CD hook.
+fn kubernetes_manifests() -> Vec<PathBuf> {
+    let mut files = shipped("deploy/kubernetes", &[".yaml"]);
+    files.extend(shipped("deploy/gitops", &[".yaml"]));
+    files
+}
+
+#[test]
+fn kubernetes_manifests_validate_against_the_bundled_schemas() {
+    // kubernetes-validate ships the OpenAPI schemas of every Kubernetes
+    // release: no network at test time. --strict rejects unknown fields.
+    let validator = tool("kubernetes-validate");
+    for file in kubernetes_manifests() {
+        let out = Command::new(&validator)
+            .args(["--strict", "--quiet"])
+            .arg(&file)
+            .output()
+            .expect("run kubernetes-validate");
+        assert!(
+            out.status.success(),
+            "{} does not validate:\n{}{}",
+            file.display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn kubernetes_validation_catches_a_broken_manifest() {
+    let validator = tool("kubernetes-validate");
+    let t = TestDir::new();
+    let bad = t.file(
+        "bad.yaml",
+        "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: x\nspec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n        - name: c\n          image: x\n          comand: [secretexec]\n",
+    );
+    let out = Command::new(&validator)
+        .args(["--strict", "--quiet"])
+        .arg(&bad)
+        .output()
+        .expect("run kubernetes-validate");
+    assert!(!out.status.success(), "a misspelt field must fail strict validation");
+}
+
+/// Every container of every workload in `doc` (Deployment, Job, Pod…).
+fn containers(doc: &yaml_rust2::Yaml) -> Vec<&yaml_rust2::Yaml> {
+    let spec = match doc["kind"].as_str() {
+        Some("Pod") => &doc["spec"],
+        _ => &doc["spec"]["template"]["spec"],
+    };
+    spec["containers"].as_vec().map(|v| v.iter().collect()).unwrap_or_default()
+}
+
+#[test]
+fn kubernetes_workloads_start_through_secretexec_with_their_own_identity() {
+    let mut workloads = 0;
+    for file in kubernetes_manifests() {
+        for doc in yaml_docs(&file) {
+            for c in containers(&doc) {
+                workloads += 1;
+                let command: Vec<&str> = c["command"]
+                    .as_vec()
+                    .map(|v| v.iter().filter_map(|x| x.as_str()).collect())
+                    .unwrap_or_default();
+                assert_eq!(
+                    command.first(),
+                    Some(&"secretexec"),
+                    "{}: secretexec is the entrypoint",
+                    file.display()
+                );
+                assert!(command.contains(&"--config"), "{}: the mapping is named explicitly", file.display());
+                assert_eq!(
+                    c["securityContext"]["allowPrivilegeEscalation"].as_bool(),
+                    Some(false),
+                    "{}",
+                    file.display()
+                );
+                assert_eq!(
+                    c["securityContext"]["readOnlyRootFilesystem"].as_bool(),
+                    Some(true),
+                    "{}",
+                    file.display()
+                );
+                // No secret values and no bootstrap credentials in the manifests.
+                assert!(
+                    c["env"].is_badvalue() && c["envFrom"].is_badvalue(),
+                    "{}: no env in the pod spec",
+                    file.display()
+                );
+            }
+        }
+    }
+    assert!(workloads >= 3, "the Vault, Azure and Argo CD workloads are checked");
+}
+
+#[test]
+fn dockerfile_passes_hadolint_and_builds_the_promised_stages() {
+    let dockerfile = repo().join("deploy/docker/Dockerfile");
+    let out = Command::new(tool("hadolint")).arg(&dockerfile).output().expect("run hadolint");
+    assert!(
+        out.status.success(),
+        "hadolint:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Instructions with continuation lines joined, comments dropped.
+    let text = std::fs::read_to_string(&dockerfile).unwrap().replace("\\\n", " ");
+    let instructions: Vec<&str> =
+        text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
+    let stages: Vec<&str> = instructions
+        .iter()
+        .filter(|l| l.starts_with("FROM "))
+        .map(|l| {
+            l.rsplit_once(" AS ").map(|(_, name)| name.trim()).unwrap_or_else(|| panic!("unnamed stage: {l}"))
+        })
+        .collect();
+    assert_eq!(stages, ["build", "secretexec", "example"]);
+    let last_stage = &instructions[instructions.iter().rposition(|l| l.starts_with("FROM ")).unwrap()..];
+    assert!(last_stage.contains(&r#"ENTRYPOINT ["secretexec", "supervise", "--"]"#), "{last_stage:#?}");
+    assert!(
+        last_stage.iter().any(|l| l.starts_with("USER ") && !l.contains("root")),
+        "the example runs as a user"
+    );
+    assert!(instructions.iter().any(|l| l.contains("cargo build --release --locked")));
+    // Every file the build copies from the context exists (paths relative to the repository root).
+    for l in instructions.iter().filter(|l| l.starts_with("COPY ") && !l.contains("--from=")) {
+        let words: Vec<&str> = l.split_whitespace().skip(1).filter(|w| !w.starts_with("--")).collect();
+        for src in &words[..words.len() - 1] {
+            assert!(repo().join(src).exists(), "Dockerfile copies {src}, which does not exist");
+        }
+    }
+}
+
+#[test]
+fn compose_file_parses_and_builds_the_example_stage() {
+    let compose = repo().join("deploy/docker/compose.yaml");
+    let docs = yaml_docs(&compose);
+    let app = &docs[0]["services"]["app"];
+    assert!(!app.is_badvalue(), "services.app");
+    let dockerfile = app["build"]["dockerfile"].as_str().expect("build.dockerfile");
+    let context = compose.parent().unwrap().join(app["build"]["context"].as_str().expect("build.context"));
+    assert!(context.join(dockerfile).exists(), "{dockerfile} relative to the build context");
+    let target = app["build"]["target"].as_str().expect("build.target");
+    let text = std::fs::read_to_string(context.join(dockerfile)).unwrap();
+    assert!(
+        text.lines().any(|l| l.starts_with("FROM ") && l.ends_with(&format!(" AS {target}"))),
+        "stage {target}"
+    );
+    for secret in app["secrets"].as_vec().expect("secrets") {
+        let source = secret["source"].as_str().expect("secrets[].source");
+        assert!(!docs[0]["secrets"][source]["file"].is_badvalue(), "secret {source} is declared");
+    }
+}
+
+/// A fixture for the GitOps scripts: a mapping with one secret present and,
+/// if `missing`, one required secret that is not.
+fn gitops_fixture(missing: bool) -> TestDir {
+    let t = TestDir::new();
+    t.secret_file("app.env", format!("TOKEN={CANARY}\n"));
+    let mut mapping = String::from("[env]\nTOKEN = \"envfile:app.env#TOKEN\"\n");
+    if missing {
+        mapping.push_str("STRIPE_KEY = \"envfile:app.env#STRIPE_KEY\"\n");
+    }
+    t.file("prod.toml", mapping);
+    t
+}
+
+fn gitops_script(name: &str, dir: &Path, args: &[&str]) -> Run {
+    let bin_dir = Path::new(bin()).parent().unwrap().to_owned();
+    let path = std::env::join_paths(
+        std::iter::once(bin_dir).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())),
+    )
+    .unwrap();
+    let mut cmd = Command::new(repo().join("deploy/gitops").join(name));
+    cmd.args(args).current_dir(dir).env_clear().env("PATH", path).env("HOME", dir);
+    let out = cmd.output().expect("run the script");
+    Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into(),
+        stderr: String::from_utf8_lossy(&out.stderr).into(),
+    }
+}
+
+#[test]
+fn ci_check_step_fails_the_pipeline_on_a_missing_secret() {
+    let t = gitops_fixture(true);
+    let r = gitops_script("secretexec-ci-check.sh", t.path(), &["--config", "prod.toml"]);
+    r.assert_code(1).assert_no_canary(CANARY).assert_stderr_contains("STRIPE_KEY");
+    assert!(!r.stderr.contains("  TOKEN"), "only the missing secret is listed:\n{}", r.stderr);
+    let report = std::fs::read_to_string(t.join("secretexec-check.json")).unwrap();
+    assert!(report.contains("\"ok\": false") && !report.contains(CANARY), "{report}");
+
+    let t = gitops_fixture(false);
+    gitops_script("secretexec-ci-check.sh", t.path(), &["--config", "prod.toml"]).assert_code(0);
+    // A broken mapping is not "a secret is missing": 125 passes through.
+    t.file("prod.toml", "[env]\nTOKEN = 1\n");
+    gitops_script("secretexec-ci-check.sh", t.path(), &["--config", "prod.toml"]).assert_code(125);
+}
+
+#[test]
+fn render_step_writes_a_0600_env_file_or_nothing() {
+    let t = gitops_fixture(false);
+    let r = gitops_script("secretexec-render-env.sh", t.path(), &["out/app.env", "--config", "prod.toml"]);
+    // The directory does not exist: secretexec does not create it.
+    assert_ne!(r.code, Some(0), "{}", r.all());
+    std::fs::create_dir(t.join("out")).unwrap();
+    gitops_script("secretexec-render-env.sh", t.path(), &["out/app.env", "--config", "prod.toml"])
+        .assert_code(0);
+    let meta = std::fs::metadata(t.join("out/app.env")).unwrap();
+    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777, 0o600);
+    assert!(std::fs::read_to_string(t.join("out/app.env")).unwrap().contains(CANARY));
+
+    let t = gitops_fixture(true);
+    std::fs::create_dir(t.join("out")).unwrap();
+    let r = gitops_script("secretexec-render-env.sh", t.path(), &["out/app.env", "--config", "prod.toml"]);
+    r.assert_code(125).assert_no_canary(CANARY);
+    assert!(!t.join("out/app.env").exists(), "nothing is written when a secret is missing");
+}
+
+#[test]
+fn ci_example_runs_the_shipped_check_script() {
+    let workflow = repo().join("deploy/gitops/github-actions.yml");
+    let text = std::fs::read_to_string(&workflow).unwrap();
+    yaml_docs(&workflow);
+    let script = "deploy/gitops/secretexec-ci-check.sh";
+    assert!(text.contains(script) && repo().join(script).exists());
+}

@@ -1,7 +1,10 @@
 //! `secretexec check`: what resolved, from where, and what did not — never a
 //! value. The JSON form is a stable, documented schema (docs/check-json.md).
+//! Names, sources and references come from the mapping; every free-text
+//! field (errors, hints, source notes) goes through the redactor.
 
 use crate::plan::Plan;
+use crate::redact::scrub;
 use crate::resolve::{Outcome, Resolution};
 
 /// Schema version of `check --json`; bumped on incompatible changes only.
@@ -19,7 +22,7 @@ fn status(o: &Outcome) -> &'static str {
 fn detail(o: &Outcome) -> Option<String> {
     match o {
         Outcome::Set(_) => None,
-        Outcome::Skipped(e) | Outcome::Failed(e) => Some(e.to_string()),
+        Outcome::Skipped(e) | Outcome::Failed(e) => Some(scrub(&e.to_string())),
         Outcome::Overridden(by) => Some(format!("overridden by {by}")),
     }
 }
@@ -70,7 +73,7 @@ pub fn table(plan: &Plan, res: &Resolution) -> String {
         out.push_str("\nSources:\n");
         for (id, note) in &res.source_notes {
             let kind = plan.sources.get(id).map(|c| c.kind().name()).unwrap_or("?");
-            out.push_str(&format!("  {id} ({kind}): {note}\n"));
+            out.push_str(&format!("  {id} ({kind}): {}\n", scrub(note)));
         }
     }
     let failed = res.failures().count();
@@ -79,7 +82,7 @@ pub fn table(plan: &Plan, res: &Resolution) -> String {
     } else {
         format!("\n{} variables, {failed} required secret(s) did not resolve\n", res.entries.len())
     });
-    crate::redact::scrub(&out)
+    out
 }
 
 /// The JSON document.
@@ -90,7 +93,9 @@ pub fn json(plan: &Plan, res: &Resolution) -> String {
         .iter()
         .map(|e| {
             let (error, hint) = match &e.outcome {
-                Outcome::Skipped(err) | Outcome::Failed(err) => (Some(err.message.clone()), err.hint.clone()),
+                Outcome::Skipped(err) | Outcome::Failed(err) => {
+                    (Some(scrub(&err.message)), err.hint.as_deref().map(scrub))
+                }
                 _ => (None, None),
             };
             json!({
@@ -109,7 +114,7 @@ pub fn json(plan: &Plan, res: &Resolution) -> String {
     let sources: Vec<Value> = plan
         .sources
         .iter()
-        .map(|(id, c)| json!({ "id": id, "type": c.kind().name(), "detail": res.source_notes.get(id) }))
+        .map(|(id, c)| json!({ "id": id, "type": c.kind().name(), "detail": res.source_notes.get(id).map(|n| scrub(n)) }))
         .collect();
     let doc = json!({
         "schema": SCHEMA,
@@ -118,6 +123,7 @@ pub fn json(plan: &Plan, res: &Resolution) -> String {
         "variables": variables,
         "sources": sources,
     });
-    let text = serde_json::to_string_pretty(&doc).expect("a serde_json::Value always serializes");
-    crate::redact::scrub(&text) + "\n"
+    // Free-text fields (errors, hints, notes) were scrubbed one by one above:
+    // scrubbing the whole document could break its structure.
+    serde_json::to_string_pretty(&doc).expect("a serde_json::Value always serializes") + "\n"
 }

@@ -31,7 +31,9 @@ or config error.";
     version,
     after_help = EXAMPLES,
     subcommand_negates_reqs = true,
-    max_term_width = 100
+    max_term_width = 100,
+    subcommand_value_name = "SUBCOMMAND",
+    override_usage = "secretexec [OPTIONS] [--] COMMAND [ARGS]...\n       secretexec check [OPTIONS] [--json]\n       secretexec render [OPTIONS] --format FORMAT [--output FILE]"
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -41,7 +43,7 @@ pub struct Cli {
     pub command: Option<Command>,
 
     /// The program to run and its arguments, passed through byte-for-byte.
-    #[arg(value_name = "COMMAND", trailing_var_arg = true, allow_hyphen_values = true, required = true, num_args = 1..)]
+    #[arg(value_name = "COMMAND", trailing_var_arg = true, required = true, num_args = 1..)]
     pub argv: Vec<OsString>,
 }
 

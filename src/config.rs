@@ -127,6 +127,16 @@ pub struct Config {
     pub allow_protected: Vec<String>,
     pub pass_credentials: bool,
     pub timeout: Option<Duration>,
+    /// Sources whose table had problems (already reported): references to
+    /// them are not reported again as unknown.
+    pub broken_sources: Vec<String>,
+}
+
+/// A mapping with problems: what could be read, and every problem.
+#[derive(Debug)]
+pub struct Broken {
+    pub partial: Config,
+    pub problems: Vec<ConfigProblem>,
 }
 
 /// Where to look for the mapping when `--config` is not given, in order.
@@ -174,7 +184,9 @@ impl Ctx<'_> {
                 continue;
             }
             let span = find_span(value, &key);
-            self.at(span, format!("unknown key {:?} in {context}", join(context, &key)));
+            let place =
+                if context.is_empty() { "at the top level".to_owned() } else { format!("in {context}") };
+            self.at(span, format!("unknown key {:?} {place}", join(context, &key)));
         }
         match result {
             Ok(v) => Some(v),
@@ -253,31 +265,47 @@ fn as_table<'a, 'i>(v: &'a Spanned<DeValue<'i>>) -> Option<&'a DeTable<'i>> {
 }
 
 /// Reads and checks the mapping at `path`. Relative paths inside it are
-/// taken relative to its directory.
-pub fn load(path: &Path) -> Result<Config, Vec<ConfigProblem>> {
+/// taken relative to its directory. On problems, what could be read comes
+/// back too, so that reference problems can be reported in the same run.
+pub fn load(path: &Path) -> Result<Config, Box<Broken>> {
     let text = std::fs::read_to_string(path).map_err(|e| {
-        vec![ConfigProblem {
-            line: None,
-            column: None,
-            message: format!("cannot read {}: {e}", path.display()),
-        }]
+        Box::new(Broken {
+            partial: Config::default(),
+            problems: vec![ConfigProblem {
+                line: None,
+                column: None,
+                message: format!("cannot read {}: {e}", path.display()),
+            }],
+        })
     })?;
-    let mut config = parse(&text)?;
     let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let (mut config, problems) = parse_partial(&text);
     for source in config.sources.values_mut() {
         source.rebase(base);
     }
     config.path = Some(path.to_owned());
-    Ok(config)
+    if problems.is_empty() { Ok(config) } else { Err(Box::new(Broken { partial: config, problems })) }
 }
 
 /// Parses mapping text. All problems are returned together.
 pub fn parse(text: &str) -> Result<Config, Vec<ConfigProblem>> {
-    let root = DeTable::parse(text).map_err(|e| {
-        let (line, column) =
-            e.span().map(|s| line_col(text, s.start)).map_or((None, None), |(l, c)| (Some(l), Some(c)));
-        vec![ConfigProblem { line, column, message: format!("TOML syntax: {}", e.message()) }]
-    })?;
+    match parse_partial(text) {
+        (config, problems) if problems.is_empty() => Ok(config),
+        (_, problems) => Err(problems),
+    }
+}
+
+/// Parses what it can; every problem found is returned beside it.
+fn parse_partial(text: &str) -> (Config, Vec<ConfigProblem>) {
+    let root = match DeTable::parse(text) {
+        Ok(root) => root,
+        Err(e) => {
+            let (line, column) =
+                e.span().map(|s| line_col(text, s.start)).map_or((None, None), |(l, c)| (Some(l), Some(c)));
+            let problem = ConfigProblem { line, column, message: format!("TOML syntax: {}", e.message()) };
+            return (Config::default(), vec![problem]);
+        }
+    };
     let mut cx = Ctx { text, problems: Vec::new() };
     let mut config = Config::default();
     let root_value = Spanned::new(root.span(), DeValue::Table(root.get_ref().clone()));
@@ -297,8 +325,11 @@ pub fn parse(text: &str) -> Result<Config, Vec<ConfigProblem>> {
             None => cx.at(Some(sources.span()), "sources must be a table of [sources.NAME] tables".into()),
             Some(t) => {
                 for (name, value) in t {
-                    if let Some(sc) = source_config(&mut cx, name, value) {
-                        config.sources.insert(name.get_ref().to_string(), sc);
+                    match source_config(&mut cx, name, value) {
+                        Some(sc) => {
+                            config.sources.insert(name.get_ref().to_string(), sc);
+                        }
+                        None => config.broken_sources.push(name.get_ref().to_string()),
                     }
                 }
             }
@@ -339,7 +370,7 @@ pub fn parse(text: &str) -> Result<Config, Vec<ConfigProblem>> {
             }
         }
     }
-    if cx.problems.is_empty() { Ok(config) } else { Err(cx.problems) }
+    (config, cx.problems)
 }
 
 fn source_config(
@@ -380,7 +411,7 @@ fn source_config(
             continue;
         }
         let span = find_span(value, &key);
-        cx.at(span, format!("unknown key {:?} for a {} source", format!("{ctx}.{key}"), kind.name()));
+        cx.at(span, format!("unknown key {:?} for source type {}", format!("{ctx}.{key}"), kind.name()));
     }
     match parsed {
         Ok(c) => Some(c),

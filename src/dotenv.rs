@@ -124,6 +124,38 @@ impl Parser<'_> {
         }
     }
 
+    /// Reads a quoted value after its opening quote `q` into `value`:
+    /// single quotes are literal, double quotes understand the escapes.
+    fn quoted(&mut self, q: u8, key: &str, value: &mut Vec<u8>) -> Result<(), ParseError> {
+        let open = self.line;
+        self.bump();
+        loop {
+            match self.bump() {
+                None => {
+                    let kind = if q == b'"' { "double" } else { "single" };
+                    return Err(ParseError {
+                        line: open,
+                        what: format!("unterminated {kind} quote in {key}"),
+                    });
+                }
+                Some(b) if b == q => return Ok(()),
+                Some(b'\\') if q == b'"' => match self.peek() {
+                    Some(c @ (b'n' | b'r' | b't' | b'"' | b'\\' | b'$')) => {
+                        self.bump();
+                        value.push(match c {
+                            b'n' => b'\n',
+                            b'r' => b'\r',
+                            b't' => b'\t',
+                            other => other,
+                        });
+                    }
+                    _ => value.push(b'\\'),
+                },
+                Some(b) => value.push(b),
+            }
+        }
+    }
+
     fn entry(&mut self) -> Result<Option<(String, Secret)>, ParseError> {
         loop {
             self.skip_blanks();
@@ -158,57 +190,8 @@ impl Parser<'_> {
         self.skip_blanks();
         let mut value = zeroize::Zeroizing::new(Vec::new());
         match self.peek() {
-            Some(b'\'') => {
-                let open = self.line;
-                self.bump();
-                loop {
-                    match self.bump() {
-                        None => {
-                            return Err(ParseError {
-                                line: open,
-                                what: format!("unterminated single quote in {key}"),
-                            });
-                        }
-                        Some(b'\'') => break,
-                        Some(b) => value.push(b),
-                    }
-                }
-                self.end_of_entry(&key)?;
-            }
-            Some(b'"') => {
-                let open = self.line;
-                self.bump();
-                loop {
-                    match self.bump() {
-                        None => {
-                            return Err(ParseError {
-                                line: open,
-                                what: format!("unterminated double quote in {key}"),
-                            });
-                        }
-                        Some(b'"') => break,
-                        Some(b'\\') => match self.peek() {
-                            Some(b'n') => {
-                                self.bump();
-                                value.push(b'\n');
-                            }
-                            Some(b'r') => {
-                                self.bump();
-                                value.push(b'\r');
-                            }
-                            Some(b't') => {
-                                self.bump();
-                                value.push(b'\t');
-                            }
-                            Some(c @ (b'"' | b'\\' | b'$')) => {
-                                self.bump();
-                                value.push(c);
-                            }
-                            _ => value.push(b'\\'),
-                        },
-                        Some(b) => value.push(b),
-                    }
-                }
+            Some(q @ (b'\'' | b'"')) => {
+                self.quoted(q, &key, &mut value)?;
                 self.end_of_entry(&key)?;
             }
             _ => {

@@ -81,13 +81,25 @@ impl fmt::Display for Error {
             }
             Error::Resolve(failures) => {
                 let n = failures.len();
-                write!(
-                    f,
-                    "{n} required secret{} could not be resolved; the command was not started:",
-                    if n == 1 { "" } else { "s" }
-                )?;
+                let s = if n == 1 { "" } else { "s" };
+                write!(f, "{n} required secret{s} could not be resolved; the command was not started:")?;
+                // One line per distinct failure: a source that is down fails
+                // every variable it serves with the same error.
+                let mut groups: Vec<(&str, String, Vec<String>)> = Vec::new();
                 for u in failures {
-                    write!(f, "\n  {} ({} from source {}): {}", u.name, u.reference, u.source, u.error)?;
+                    let what = u.error.to_string();
+                    let who = format!("{} ({})", u.name, u.reference);
+                    match groups.iter_mut().find(|(src, e, _)| *src == u.source && *e == what) {
+                        Some(g) => g.2.push(who),
+                        None => groups.push((&u.source, what, vec![who])),
+                    }
+                }
+                for (source, what, who) in groups {
+                    if who.len() == 1 {
+                        write!(f, "\n  {} from source {source}: {what}", who[0])?;
+                    } else {
+                        write!(f, "\n  source {source}: {what}\n    affects: {}", who.join(", "))?;
+                    }
                 }
                 Ok(())
             }

@@ -159,11 +159,12 @@ pub fn load_plan(common: &Common) -> Result<Plan, Error> {
         None => config::discover(),
     };
     let adhoc = !common.env.is_empty() || !common.env_file.is_empty();
+    let mut problems: Vec<plan::Problem> = Vec::new();
     let config = match &path {
-        Some(p) => Some(config::load(p).map_err(|problems| Error::Plan {
-            path: Some(p.clone()),
-            problems: problems.into_iter().map(plan::Problem::Config).collect(),
-        })?),
+        Some(p) => Some(config::load(p).unwrap_or_else(|broken| {
+            problems.extend(broken.problems.into_iter().map(plan::Problem::Config));
+            broken.partial
+        })),
         None if adhoc => None,
         None => {
             return Err(Error::Usage(
@@ -181,8 +182,14 @@ pub fn load_plan(common: &Common) -> Result<Plan, Error> {
         keep: common.keep.clone(),
         timeout: common.timeout,
     };
-    let plan =
-        plan::build(config, &overrides).map_err(|problems| Error::Plan { path: path.clone(), problems })?;
+    let plan = match plan::build(config, &overrides) {
+        Ok(plan) if problems.is_empty() => plan,
+        Ok(_) => return Err(Error::Plan { path, problems }),
+        Err(more) => {
+            problems.extend(more);
+            return Err(Error::Plan { path, problems });
+        }
+    };
     if let (Some(p), true) = (&path, plan.mapping_holds_credentials()) {
         fsperm::open_secret_file(p, false)
             .map_err(|e| Error::Usage(format!("the mapping holds credentials: {e}")))?;

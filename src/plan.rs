@@ -125,6 +125,7 @@ pub fn is_env_name(name: &str) -> bool {
 /// Binds references to sources, collecting problems.
 struct Binder<'a> {
     named: &'a Sources,
+    broken: &'a [String],
     adhoc: Sources,
     problems: Vec<Problem>,
     out: Vec<Assignment>,
@@ -132,6 +133,12 @@ struct Binder<'a> {
 
 impl Binder<'_> {
     fn bind(&mut self, raw: &str, origin: &Origin, name: &str) -> Option<SecretRef> {
+        if let Some((source, _)) = raw.split_once(':')
+            && self.broken.iter().any(|b| b == source)
+        {
+            // The source's own problem was reported already.
+            return None;
+        }
         reference::parse(raw, self.named, &mut self.adhoc)
             .map_err(|error| {
                 self.problems.push(Problem::Reference {
@@ -201,8 +208,13 @@ impl Binder<'_> {
 /// flags only).
 pub fn build(config: Option<Config>, ov: &Overrides) -> Result<Plan, Vec<Problem>> {
     let config = config.unwrap_or_default();
-    let mut b =
-        Binder { named: &config.sources, adhoc: Sources::new(), problems: Vec::new(), out: Vec::new() };
+    let mut b = Binder {
+        named: &config.sources,
+        broken: &config.broken_sources,
+        adhoc: Sources::new(),
+        problems: Vec::new(),
+        out: Vec::new(),
+    };
 
     b.imports(&config.import, Origin::Import);
     b.env(&config.env, &Origin::Env);

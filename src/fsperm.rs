@@ -116,6 +116,23 @@ pub fn euid() -> u32 {
 
 /// Opens `path` for reading after the strict checks.
 pub fn open_secret_file(path: &Path, follow_symlinks: bool) -> Result<File, PermError> {
+    open_checked(path, follow_symlinks, 0o077)
+}
+
+/// Reads a short-lived token file that a platform agent writes world-readable
+/// (a Kubernetes projected service-account token: kubelet writes it 0644,
+/// owned by root, behind `..data` symlinks). Symlinks are followed; the file
+/// must still be a regular file owned by the effective user or root and not
+/// writable by group or others. Only for tokens that are bound to an audience
+/// and expire within hours; never for long-lived secrets.
+pub fn read_projected_token(path: &Path) -> Result<Secret, PermError> {
+    let file = open_checked(path, true, 0o022)?;
+    read_all(path, file)
+}
+
+/// Opens `path` and refuses it unless it is a regular file owned by the
+/// effective user or root with none of the `forbidden` mode bits.
+fn open_checked(path: &Path, follow_symlinks: bool, forbidden: u32) -> Result<File, PermError> {
     let io = |err| PermError::Io { path: path.to_owned(), err };
     let mut opts = std::fs::OpenOptions::new();
     opts.read(true);
@@ -147,7 +164,7 @@ pub fn open_secret_file(path: &Path, follow_symlinks: bool) -> Result<File, Perm
     if meta.uid() != euid && meta.uid() != 0 {
         return Err(PermError::Owner { path: path.to_owned(), uid: meta.uid(), euid });
     }
-    if access_mode(&file, meta.mode(), euid) & 0o077 != 0 {
+    if access_mode(&file, meta.mode(), euid) & forbidden != 0 {
         return Err(PermError::Mode { path: path.to_owned(), mode: meta.mode(), owner: meta.uid() });
     }
     Ok(file)
@@ -214,7 +231,11 @@ fn acl_group_class(raw: &[u8], euid: u32) -> Option<u32> {
 
 /// Reads a whole secret file after the strict checks.
 pub fn read_secret_file(path: &Path, follow_symlinks: bool) -> Result<Secret, PermError> {
-    let mut file = open_secret_file(path, follow_symlinks)?;
+    let file = open_secret_file(path, follow_symlinks)?;
+    read_all(path, file)
+}
+
+fn read_all(path: &Path, mut file: File) -> Result<Secret, PermError> {
     let len = file.metadata().map(|m| m.len() as usize).unwrap_or(0);
     // Read into a buffer sized up front so no reallocation leaves copies behind.
     let mut buf = zeroize::Zeroizing::new(Vec::with_capacity(len + 1));
@@ -322,6 +343,20 @@ mod tests {
             (0x20, 0, NO_ID),
         ]);
         assert!(matches!(read_secret_file(&p, false), Err(PermError::Mode { .. })));
+    }
+
+    #[test]
+    fn projected_token_may_be_world_readable_but_not_writable() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("token");
+        std::fs::write(&p, "jwt").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let l = dir.path().join("link");
+        std::os::unix::fs::symlink(&p, &l).unwrap();
+        assert_eq!(read_projected_token(&l).unwrap().expose(), b"jwt");
+        assert!(read_secret_file(&p, false).is_err(), "the strict check still refuses 0644");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o664)).unwrap();
+        assert!(matches!(read_projected_token(&l), Err(PermError::Mode { .. })));
     }
 
     #[test]

@@ -24,6 +24,10 @@ pub struct HttpSettings {
     pub skip_verify: bool,
     /// Upper bound for one request, connect included.
     pub request_timeout: Option<Duration>,
+    /// Idle connections kept per host (default: ureq's 3). A source that
+    /// reads with N threads sets N, or every read beyond the third pays a
+    /// new TLS handshake.
+    pub pool_per_host: Option<usize>,
 }
 
 /// Builds an agent for one source. Errors name the file that could not be used.
@@ -54,6 +58,8 @@ pub fn agent(settings: &HttpSettings) -> Result<ureq::Agent, String> {
         .timeout_global(Some(timeout))
         .timeout_connect(Some(timeout.min(Duration::from_secs(10))))
         .max_redirects(0)
+        .max_idle_connections(settings.pool_per_host.unwrap_or(3).max(10))
+        .max_idle_connections_per_host(settings.pool_per_host.unwrap_or(3))
         .user_agent(concat!("secretexec/", env!("CARGO_PKG_VERSION")))
         .build();
     Ok(ureq::Agent::new_with_config(config))
@@ -128,6 +134,14 @@ fn jitter(d: Duration) -> Duration {
 pub fn retry_after(resp: &ureq::http::Response<ureq::Body>) -> Option<Duration> {
     let v = resp.headers().get("retry-after")?.to_str().ok()?;
     v.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+/// The timeout for one request of `agent`: its own request timeout, cut to
+/// the time left until `deadline`. (A per-request timeout replaces the
+/// agent's, so callers that bound requests by the deadline use this.)
+pub fn request_limit(agent: &ureq::Agent, deadline: Instant) -> Duration {
+    let own = agent.config().timeouts().global.unwrap_or(Duration::MAX);
+    remaining(deadline).min(own)
 }
 
 /// Time left until `deadline`, at least 1 ms so a request can still fail fast.

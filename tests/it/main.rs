@@ -3,6 +3,7 @@
 
 mod support;
 
+mod azure;
 mod cli;
 mod deploy;
 mod docs;

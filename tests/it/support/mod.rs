@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod azure_kv;
+
 use std::ffi::OsStr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

@@ -18,6 +18,11 @@ HADOLINT_VERSION=2.15.1
 need_apt=()
 command -v age >/dev/null 2>&1 || need_apt+=(age)
 command -v age-keygen >/dev/null 2>&1 || need_apt+=(age)
+# The age suite makes SSH keys for Go age's ssh-ed25519 / ssh-rsa recipients.
+command -v ssh-keygen >/dev/null 2>&1 || need_apt+=(openssh-client)
+# Supervise tests: unshare (PID-namespace tests) and script (a pseudo-terminal).
+command -v unshare >/dev/null 2>&1 || need_apt+=(util-linux)
+command -v script >/dev/null 2>&1 || need_apt+=(bsdutils)
 # The Azure Key Vault test server's CA and certificate are made with openssl.
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 # systemd-analyze verify checks the shipped units; it works without systemd as PID 1.

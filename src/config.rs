@@ -96,6 +96,103 @@ pub struct Profile {
     pub import: Vec<Import>,
 }
 
+/// `reload_on`: what, besides the `watch` timer, makes the supervisor re-resolve.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReloadOn {
+    /// SIGHUP to secretexec re-resolves now (and is not forwarded).
+    Sighup,
+    /// SIGHUP is forwarded to the child like the other signals.
+    #[default]
+    None,
+}
+
+/// `on_change`: what the supervisor does when a value changed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OnChange {
+    /// Stop the child (stop_signal, stop_timeout, SIGKILL) and start it with the new values.
+    #[default]
+    Restart,
+    /// Rewrite `as = "file"` secrets, then send this signal to the child.
+    Signal(i32),
+    /// Log only.
+    None,
+}
+
+/// `on_error`: what a failed re-resolve (store down) does to the running child.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnError {
+    /// Keep it running; retry with backoff.
+    #[default]
+    Keep,
+    /// Stop it and exit 125.
+    Stop,
+}
+
+/// The `[supervise]` table: rotation and stopping.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Supervise {
+    /// Re-resolve every source this often (a source's own `watch` wins).
+    pub watch: Option<Duration>,
+    pub reload_on: ReloadOn,
+    pub on_change: OnChange,
+    /// Sent to the child's process group to stop it.
+    pub stop_signal: i32,
+    /// How long to wait after `stop_signal` before SIGKILL.
+    pub stop_timeout: Duration,
+    /// A random delay up to this long before acting on a change.
+    pub splay: Duration,
+    pub on_error: OnError,
+}
+
+impl Default for Supervise {
+    fn default() -> Self {
+        Supervise {
+            watch: None,
+            reload_on: ReloadOn::None,
+            on_change: OnChange::Restart,
+            stop_signal: libc::SIGTERM,
+            stop_timeout: Duration::from_secs(10),
+            splay: Duration::ZERO,
+            on_error: OnError::Keep,
+        }
+    }
+}
+
+/// `[supervise]` as written.
+#[derive(Deserialize)]
+struct SuperviseTable {
+    #[serde(default, with = "crate::duration::option")]
+    watch: Option<Duration>,
+    #[serde(default)]
+    reload_on: ReloadOn,
+    #[serde(default)]
+    on_change: Option<String>,
+    #[serde(default)]
+    stop_signal: Option<String>,
+    #[serde(default, with = "crate::duration::option")]
+    stop_timeout: Option<Duration>,
+    #[serde(default, with = "crate::duration::option")]
+    splay: Option<Duration>,
+    #[serde(default)]
+    on_error: OnError,
+}
+
+/// Parses `"restart"`, `"none"` or `"signal:SIGHUP"` (also `signal:HUP`, `signal:1`).
+pub fn parse_on_change(s: &str) -> Result<OnChange, String> {
+    match s {
+        "restart" => Ok(OnChange::Restart),
+        "none" => Ok(OnChange::None),
+        _ => match s.strip_prefix("signal:") {
+            Some(sig) => crate::launch::supervise::signal_by_name(sig).map(OnChange::Signal),
+            None => Err(format!(
+                "on_change must be \"restart\", \"none\" or \"signal:NAME\" (e.g. signal:SIGHUP), not {s:?}"
+            )),
+        },
+    }
+}
+
 /// Top-level settings.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 struct Settings {
@@ -127,6 +224,9 @@ pub struct Config {
     pub allow_protected: Vec<String>,
     pub pass_credentials: bool,
     pub timeout: Option<Duration>,
+    pub supervise: Supervise,
+    /// A source's own `watch` interval, by source name.
+    pub source_watch: BTreeMap<String, Duration>,
     /// Sources whose table had problems (already reported): references to
     /// them are not reported again as unknown.
     pub broken_sources: Vec<String>,
@@ -310,7 +410,9 @@ fn parse_partial(text: &str) -> (Config, Vec<ConfigProblem>) {
     let mut config = Config::default();
     let root_value = Spanned::new(root.span(), DeValue::Table(root.get_ref().clone()));
 
-    if let Some(s) = cx.typed::<Settings>(&root_value, "", &["sources", "env", "import", "profiles"]) {
+    if let Some(s) =
+        cx.typed::<Settings>(&root_value, "", &["sources", "env", "import", "profiles", "supervise"])
+    {
         config.clear_env = s.clear_env;
         config.keep = s.keep;
         config.protected = s.protected;
@@ -326,13 +428,21 @@ fn parse_partial(text: &str) -> (Config, Vec<ConfigProblem>) {
             Some(t) => {
                 for (name, value) in t {
                     match source_config(&mut cx, name, value) {
-                        Some(sc) => {
+                        Some((sc, watch)) => {
                             config.sources.insert(name.get_ref().to_string(), sc);
+                            if let Some(w) = watch {
+                                config.source_watch.insert(name.get_ref().to_string(), w);
+                            }
                         }
                         None => config.broken_sources.push(name.get_ref().to_string()),
                     }
                 }
             }
+        }
+    }
+    if let Some(sup) = table.get("supervise") {
+        if let Some(s) = supervise_table(&mut cx, sup) {
+            config.supervise = s;
         }
     }
     if let Some(env) = table.get("env") {
@@ -373,11 +483,48 @@ fn parse_partial(text: &str) -> (Config, Vec<ConfigProblem>) {
     (config, cx.problems)
 }
 
+/// Keys every `[sources.NAME]` table may hold besides the backend's own.
+const COMMON_SOURCE_KEYS: &[&str] = &["type", "watch"];
+
+fn supervise_table(cx: &mut Ctx<'_>, value: &Spanned<DeValue<'_>>) -> Option<Supervise> {
+    if as_table(value).is_none() {
+        cx.at(Some(value.span()), "supervise must be a table: [supervise]".into());
+        return None;
+    }
+    let t: SuperviseTable = cx.typed(value, "supervise", &[])?;
+    let span_of = |key: &str| find_span(value, key);
+    let mut out =
+        Supervise { watch: t.watch, reload_on: t.reload_on, on_error: t.on_error, ..Supervise::default() };
+    if t.watch == Some(Duration::ZERO) {
+        cx.at(span_of("watch"), "supervise.watch must be longer than zero".into());
+    }
+    if let Some(s) = &t.on_change {
+        match parse_on_change(s) {
+            Ok(c) => out.on_change = c,
+            Err(e) => cx.at(span_of("on_change"), format!("supervise.on_change: {e}")),
+        }
+    }
+    if let Some(s) = &t.stop_signal {
+        match crate::launch::supervise::signal_by_name(s) {
+            Ok(n) => out.stop_signal = n,
+            Err(e) => cx.at(span_of("stop_signal"), format!("supervise.stop_signal: {e}")),
+        }
+    }
+    if let Some(d) = t.stop_timeout {
+        out.stop_timeout = d;
+    }
+    if let Some(d) = t.splay {
+        out.splay = d;
+    }
+    Some(out)
+}
+
+/// A source's settings and its own `watch` interval.
 fn source_config(
     cx: &mut Ctx<'_>,
     name: &Spanned<std::borrow::Cow<'_, str>>,
     value: &Spanned<DeValue<'_>>,
-) -> Option<SourceConfig> {
+) -> Option<(SourceConfig, Option<Duration>)> {
     let ctx = format!("sources.{}", name.get_ref());
     if !name.get_ref().bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
         || name.get_ref().is_empty()
@@ -404,17 +551,37 @@ fn source_config(
             return None;
         }
     };
+    let watch = match t.get("watch") {
+        None => None,
+        Some(w) => match w.get_ref() {
+            DeValue::String(s) => match crate::duration::parse(s) {
+                Ok(d) if d > Duration::ZERO => Some(d),
+                Ok(_) => {
+                    cx.at(Some(w.span()), format!("{ctx}.watch must be longer than zero"));
+                    None
+                }
+                Err(e) => {
+                    cx.at(Some(w.span()), format!("{ctx}.watch: {e}"));
+                    None
+                }
+            },
+            _ => {
+                cx.at(Some(w.span()), format!("{ctx}.watch must be a duration string, e.g. \"30s\""));
+                None
+            }
+        },
+    };
     let mut unknown: Vec<UnknownKey> = Vec::new();
     let parsed = SourceConfig::from_spanned(kind, value, &mut unknown);
     for UnknownKey(key) in unknown {
-        if key == "type" {
+        if COMMON_SOURCE_KEYS.contains(&key.as_str()) {
             continue;
         }
         let span = find_span(value, &key);
         cx.at(span, format!("unknown key {:?} for source type {}", format!("{ctx}.{key}"), kind.name()));
     }
     match parsed {
-        Ok(c) => Some(c),
+        Ok(c) => Some((c, watch)),
         Err((span, message)) => {
             cx.at(span.or(Some(value.span())), format!("in {ctx}: {}", scrub_serde_message(&message)));
             None
@@ -576,5 +743,43 @@ env.S = "local:S"
         let problems = parse("[sources.x]\ntype = \"consul\"\n").unwrap_err();
         assert!(problems[0].message.contains("unknown source type \"consul\""), "{problems:?}");
         assert_eq!(problems[0].line, Some(2));
+    }
+
+    #[test]
+    fn supervise_table_and_source_watch() {
+        let c = parse(
+            "[sources.local]\ntype = \"envfile\"\npath = \"/x\"\nwatch = \"30s\"\n[supervise]\nwatch = \"5m\"\n\
+             reload_on = \"sighup\"\non_change = \"signal:SIGUSR1\"\nstop_signal = \"INT\"\nstop_timeout = \"3s\"\n\
+             splay = \"1s\"\non_error = \"stop\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.source_watch["local"], Duration::from_secs(30));
+        let s = &c.supervise;
+        assert_eq!(s.watch, Some(Duration::from_secs(300)));
+        assert_eq!(s.reload_on, ReloadOn::Sighup);
+        assert_eq!(s.on_change, OnChange::Signal(libc::SIGUSR1));
+        assert_eq!(s.stop_signal, libc::SIGINT);
+        assert_eq!(s.stop_timeout, Duration::from_secs(3));
+        assert_eq!(s.splay, Duration::from_secs(1));
+        assert_eq!(s.on_error, OnError::Stop);
+        assert_eq!(parse("").unwrap().supervise, Supervise::default());
+    }
+
+    #[test]
+    fn supervise_problems_are_reported_with_lines() {
+        let problems = parse(
+            "[sources.local]\ntype = \"envfile\"\npath = \"/x\"\nwatch = \"soon\"\n[supervise]\n\
+             on_change = \"reboot\"\nstop_signal = \"SIGNOPE\"\nwatchh = \"1s\"\n",
+        )
+        .unwrap_err();
+        let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert_eq!(problems.len(), 4, "{text:?}");
+        assert!(
+            text.iter().any(|t| t.starts_with("line 4") && t.contains("sources.local.watch")),
+            "{text:?}"
+        );
+        assert!(text.iter().any(|t| t.starts_with("line 6") && t.contains("on_change")), "{text:?}");
+        assert!(text.iter().any(|t| t.starts_with("line 7") && t.contains("unknown signal")), "{text:?}");
+        assert!(text.iter().any(|t| t.starts_with("line 8") && t.contains("supervise.watchh")), "{text:?}");
     }
 }

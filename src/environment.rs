@@ -90,6 +90,18 @@ pub fn assemble<'a>(
 /// Builds the `envp`; `as = "file"` values become sealed memfds whose path
 /// (`/proc/self/fd/N`) is the variable's value.
 pub fn materialize(vars: &[(OsString, Item<'_>)]) -> std::io::Result<Envp> {
+    materialize_files(vars, None)
+}
+
+/// Like [`materialize`], but `as = "file"` values become 0400 files
+/// `dir/NAME`, each replaced atomically (written under a temporary name,
+/// then renamed): a reader sees the old content or the new, never a mix.
+/// Supervise mode uses this when it must rewrite files for a running child.
+pub fn materialize_in(vars: &[(OsString, Item<'_>)], dir: &std::path::Path) -> std::io::Result<Envp> {
+    materialize_files(vars, Some(dir))
+}
+
+fn materialize_files(vars: &[(OsString, Item<'_>)], dir: Option<&std::path::Path>) -> std::io::Result<Envp> {
     let mut envp = Envp { entries: Vec::with_capacity(vars.len()), files: Vec::new() };
     for (name, item) in vars {
         let mut e = Zeroizing::new(Vec::new());
@@ -97,6 +109,11 @@ pub fn materialize(vars: &[(OsString, Item<'_>)]) -> std::io::Result<Envp> {
         e.push(b'=');
         match item {
             Item::Inherited(v) => e.extend_from_slice(v.as_bytes()),
+            Item::Resolved(EnvVal::File(secret)) if dir.is_some() => {
+                let dir = dir.expect("guarded by is_some");
+                let path = replace_file(dir, name.as_bytes(), secret.expose())?;
+                e.extend_from_slice(path.as_os_str().as_bytes());
+            }
             Item::Resolved(EnvVal::File(secret)) => {
                 let fd = memfd_with(name.as_bytes(), secret.expose())?;
                 e.extend_from_slice(format!("/proc/self/fd/{}", fd.as_raw_fd()).as_bytes());
@@ -112,6 +129,28 @@ pub fn materialize(vars: &[(OsString, Item<'_>)]) -> std::io::Result<Envp> {
         envp.entries.push(e);
     }
     Ok(envp)
+}
+
+/// Writes `dir/.NAME.tmp` (0400, created exclusively) and renames it to `dir/NAME`.
+fn replace_file(dir: &std::path::Path, name: &[u8], content: &[u8]) -> std::io::Result<std::path::PathBuf> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let name = std::ffi::OsStr::from_bytes(name);
+    let target = dir.join(name);
+    let mut tmp_name = OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(".tmp");
+    let tmp = dir.join(tmp_name);
+    let _ = std::fs::remove_file(&tmp);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o400)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&tmp)?;
+    std::io::Write::write_all(&mut file, content)?;
+    drop(file);
+    std::fs::rename(&tmp, &target)?;
+    Ok(target)
 }
 
 /// A sealed, read-only in-memory file holding `content`, inherited across exec.

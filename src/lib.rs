@@ -4,7 +4,7 @@
 //! Data flows one way:
 //! argv + TOML -> [`plan::Plan`] (checked, no I/O) -> [`resolve`] (every
 //! source, concurrently) -> [`environment`] (precedence, scrubbing) ->
-//! [`launch`] (`execve`).
+//! [`launch`] (`execve`, or supervise: spawn, forward, reap, rotate).
 
 pub mod check;
 pub mod cli;
@@ -56,6 +56,11 @@ pub fn run(args: Vec<OsString>) -> i32 {
             return if e.use_stderr() { EXIT_FAILURE } else { 0 };
         }
     };
+    if matches!(cli.command, Some(Command::Supervise(_))) {
+        // Before any thread exists (resolve starts some): every thread
+        // inherits the blocked mask, so signals wait for the main loop.
+        launch::supervise::block_signals();
+    }
     log::init(cli.common.verbose, cli.common.log_format == LogFormat::Json);
     install_panic_hook();
     let limits = hardening::lock_down();
@@ -117,6 +122,11 @@ fn execute(cli: Cli, limits: &hardening::SavedLimits) -> Result<i32, Error> {
                 }
             }
             Ok(0)
+        }
+        Some(Command::Supervise(args)) => {
+            require_all(&res)?;
+            info!("supervising {}", args.argv[0].to_string_lossy());
+            launch::supervise::run(&plan, res, &args.argv, &args.options(), limits)
         }
         None => {
             require_all(&res)?;

@@ -83,6 +83,10 @@ pub struct Plan {
     pub protected: BTreeSet<String>,
     pub pass_credentials: bool,
     pub timeout: Duration,
+    /// Supervise mode: rotation and stopping (`[supervise]`).
+    pub supervise: crate::config::Supervise,
+    /// A source's own `watch` interval, by source id (overrides `supervise.watch`).
+    pub source_watch: BTreeMap<String, Duration>,
 }
 
 /// The parts of the command line that shape the plan.
@@ -300,6 +304,13 @@ pub fn build(config: Option<Config>, ov: &Overrides) -> Result<Plan, Vec<Problem
         .collect();
     sources.retain(|id, _| used.contains(id.as_str()));
 
+    let source_watch = config
+        .source_watch
+        .iter()
+        .filter(|(id, _)| sources.contains_key(*id))
+        .map(|(id, d)| (id.clone(), *d))
+        .collect();
+
     let keep = if !ov.keep.is_empty() {
         ov.keep.clone()
     } else if let Some(k) = &config.keep {
@@ -316,6 +327,8 @@ pub fn build(config: Option<Config>, ov: &Overrides) -> Result<Plan, Vec<Problem
         protected,
         pass_credentials: config.pass_credentials,
         timeout: ov.timeout.or(config.timeout).unwrap_or(DEFAULT_TIMEOUT),
+        supervise: config.supervise.clone(),
+        source_watch,
     })
 }
 

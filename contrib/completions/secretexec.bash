@@ -25,6 +25,9 @@ _secretexec() {
             secretexec,render)
                 cmd="secretexec__subcmd__render"
                 ;;
+            secretexec,supervise)
+                cmd="secretexec__subcmd__supervise"
+                ;;
             secretexec__subcmd__help,check)
                 cmd="secretexec__subcmd__help__subcmd__check"
                 ;;
@@ -34,6 +37,9 @@ _secretexec() {
             secretexec__subcmd__help,render)
                 cmd="secretexec__subcmd__help__subcmd__render"
                 ;;
+            secretexec__subcmd__help,supervise)
+                cmd="secretexec__subcmd__help__subcmd__supervise"
+                ;;
             *)
                 ;;
         esac
@@ -41,7 +47,7 @@ _secretexec() {
 
     case "${cmd}" in
         secretexec)
-            opts="-c -p -e -v -h -V --config --profile --env --env-file --clear-env --keep --timeout --verbose --log-format --help --version check render help"
+            opts="-c -p -e -v -h -V --config --profile --env --env-file --clear-env --keep --timeout --verbose --log-format --help --version check supervise render help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -149,7 +155,7 @@ _secretexec() {
             return 0
             ;;
         secretexec__subcmd__help)
-            opts="check render help"
+            opts="check supervise render help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -204,6 +210,20 @@ _secretexec() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        secretexec__subcmd__help__subcmd__supervise)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         secretexec__subcmd__render)
             opts="-o -c -p -e -v -h --format --output --config --profile --env --env-file --clear-env --keep --timeout --verbose --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -220,6 +240,88 @@ _secretexec() {
                     return 0
                     ;;
                 -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -p)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --env)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -e)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --env-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --keep)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        secretexec__subcmd__supervise)
+            opts="-c -p -e -v -h --process-group --no-process-group --watch --on-change --reload-on --stop-signal --stop-timeout --splay --on-error --config --profile --env --env-file --clear-env --keep --timeout --verbose --log-format --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --watch)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --on-change)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --reload-on)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --stop-signal)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --stop-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --splay)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --on-error)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

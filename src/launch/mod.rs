@@ -2,3 +2,4 @@
 //! replacing secretexec (`exec`) or by staying as its parent (`supervise`).
 
 pub mod exec;
+pub mod supervise;

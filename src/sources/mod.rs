@@ -10,7 +10,8 @@
 //! unknown keys are collected through serde_ignored and all reported at once),
 //! `check_locator` (pure, no I/O), `adhoc` (split a bare reference into a
 //! config and a locator) and a type implementing [`Backend`]; then one variant
-//! in [`Kind`] and its arms below.
+//! in [`Kind`] and its arms below. Keys common to every source (`type`,
+//! `watch`) are read by `config.rs`; a backend's `Config` must not declare them.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -18,8 +19,10 @@ use std::time::Instant;
 
 use crate::secret::Secret;
 
+pub mod age;
 pub mod azure;
 pub mod envfile;
+pub mod sops;
 
 /// What a backend returns for one locator.
 pub enum Fetched {
@@ -119,15 +122,19 @@ pub trait Backend: Send + Sync {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Kind {
     Envfile,
+    Age,
+    Sops,
     AzureKeyVault,
 }
 
 impl Kind {
-    pub const ALL: &'static [Kind] = &[Kind::Envfile, Kind::AzureKeyVault];
+    pub const ALL: &'static [Kind] = &[Kind::Envfile, Kind::Age, Kind::Sops, Kind::AzureKeyVault];
 
     pub fn name(self) -> &'static str {
         match self {
             Kind::Envfile => "envfile",
+            Kind::Age => "age",
+            Kind::Sops => "sops",
             Kind::AzureKeyVault => "azure-keyvault",
         }
     }
@@ -140,6 +147,8 @@ impl Kind {
     pub fn check_locator(self, locator: &str) -> Result<(), String> {
         match self {
             Kind::Envfile => envfile::check_locator(locator),
+            Kind::Age => age::check_locator(locator),
+            Kind::Sops => sops::check_locator(locator),
             Kind::AzureKeyVault => azure::check_locator(locator),
         }
     }
@@ -149,6 +158,8 @@ impl Kind {
     pub fn adhoc(self, rest: &str) -> Result<(SourceConfig, String), String> {
         match self {
             Kind::Envfile => envfile::adhoc(rest).map(|(c, l)| (SourceConfig::Envfile(c), l)),
+            Kind::Age => age::adhoc(rest).map(|(c, l)| (SourceConfig::Age(c), l)),
+            Kind::Sops => sops::adhoc(rest).map(|(c, l)| (SourceConfig::Sops(c), l)),
             Kind::AzureKeyVault => azure::adhoc(rest).map(|(c, l)| (SourceConfig::AzureKeyVault(c), l)),
         }
     }
@@ -158,6 +169,8 @@ impl Kind {
 #[derive(Clone, Debug, PartialEq)]
 pub enum SourceConfig {
     Envfile(envfile::Config),
+    Age(age::Config),
+    Sops(sops::Config),
     AzureKeyVault(azure::Config),
 }
 
@@ -177,6 +190,8 @@ impl SourceConfig {
         let mut cb = |p: serde_ignored::Path<'_>| unknown.push(UnknownKey(p.to_string()));
         Ok(match kind {
             Kind::Envfile => SourceConfig::Envfile(serde_ignored::deserialize(d, &mut cb)?),
+            Kind::Age => SourceConfig::Age(serde_ignored::deserialize(d, &mut cb)?),
+            Kind::Sops => SourceConfig::Sops(serde_ignored::deserialize(d, &mut cb)?),
             Kind::AzureKeyVault => SourceConfig::AzureKeyVault(serde_ignored::deserialize(d, &mut cb)?),
         })
     }
@@ -185,6 +200,8 @@ impl SourceConfig {
     pub fn rebase(&mut self, base: &std::path::Path) {
         match self {
             SourceConfig::Envfile(c) => c.path = base.join(&c.path),
+            SourceConfig::Age(c) => c.rebase(base),
+            SourceConfig::Sops(c) => c.rebase(base),
             SourceConfig::AzureKeyVault(c) => c.rebase(base),
         }
     }
@@ -192,6 +209,8 @@ impl SourceConfig {
     pub fn kind(&self) -> Kind {
         match self {
             SourceConfig::Envfile(_) => Kind::Envfile,
+            SourceConfig::Age(_) => Kind::Age,
+            SourceConfig::Sops(_) => Kind::Sops,
             SourceConfig::AzureKeyVault(_) => Kind::AzureKeyVault,
         }
     }
@@ -200,7 +219,7 @@ impl SourceConfig {
     /// (an inline token): the mapping then gets the strict permission check.
     pub fn holds_inline_credential(&self) -> bool {
         match self {
-            SourceConfig::Envfile(_) => false,
+            SourceConfig::Envfile(_) | SourceConfig::Age(_) | SourceConfig::Sops(_) => false,
             // Only file paths and ids: a client secret inline is not accepted.
             SourceConfig::AzureKeyVault(_) => false,
         }
@@ -211,6 +230,8 @@ impl SourceConfig {
     pub fn open(&self, name: &str) -> Result<Box<dyn Backend>, FetchError> {
         match self {
             SourceConfig::Envfile(c) => Ok(Box::new(envfile::EnvFile::new(name, c.clone()))),
+            SourceConfig::Age(c) => Ok(Box::new(age::AgeFile::new(name, c.clone()))),
+            SourceConfig::Sops(c) => Ok(Box::new(sops::SopsFile::new(name, c.clone()))),
             SourceConfig::AzureKeyVault(c) => Ok(Box::new(azure::KeyVault::open(name, c)?)),
         }
     }

@@ -3,9 +3,12 @@
 
 mod support;
 
+mod age;
 mod azure;
 mod cli;
 mod deploy;
 mod docs;
 mod manpage;
 mod security;
+mod sops;
+mod supervise;

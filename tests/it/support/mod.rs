@@ -186,3 +186,4 @@ pub fn tool(name: &str) -> PathBuf {
     }
     panic!("required test tool {name:?} is not installed; run scripts/test.sh (it installs every test tool)");
 }
+pub mod sops;

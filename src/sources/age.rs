@@ -75,28 +75,17 @@ impl Config {
 }
 
 pub fn check_locator(locator: &str) -> Result<(), String> {
-    if locator.is_empty() || locator == "*" {
-        return Ok(());
+    match locator {
+        "" | "*" => Ok(()),
+        key => super::check_dotenv_key(key).map_err(|e| format!("{e} (use KEY, * or nothing)")),
     }
-    if let Some(bad) =
-        locator.chars().find(|&c| !(c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-'))
-    {
-        return Err(format!("{bad:?} cannot appear in a dotenv key (use KEY, * or nothing)"));
-    }
-    Ok(())
 }
 
 pub fn adhoc(rest: &str) -> Result<(Config, String), String> {
-    let (path, key) = match rest.rsplit_once('#') {
-        Some((p, k)) => (p, k.to_owned()),
-        None => (rest, "*".to_owned()),
-    };
-    if path.is_empty() {
-        return Err("expected a file path: age:/path/to/file.age#KEY".into());
-    }
+    let (path, key) = super::split_file_reference(rest, false, "age:/path/to/file.age#KEY")?;
     check_locator(&key)?;
     let config = Config {
-        path: PathBuf::from(path),
+        path,
         identity_file: None,
         passphrase_file: None,
         passphrase_env: None,

@@ -21,30 +21,17 @@ pub struct Config {
 }
 
 pub fn check_locator(locator: &str) -> Result<(), String> {
-    if locator == "*" {
-        return Ok(());
+    match locator {
+        "*" => Ok(()),
+        "" => Err("expected a key name or * after the source name".into()),
+        key => super::check_dotenv_key(key),
     }
-    if locator.is_empty() {
-        return Err("expected a key name or * after the source name".into());
-    }
-    if let Some(bad) =
-        locator.chars().find(|&c| !(c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-'))
-    {
-        return Err(format!("{bad:?} cannot appear in a dotenv key"));
-    }
-    Ok(())
 }
 
 pub fn adhoc(rest: &str) -> Result<(Config, String), String> {
-    let (path, key) = match rest.rsplit_once('#') {
-        Some((p, k)) => (p, k.to_owned()),
-        None => (rest, "*".to_owned()),
-    };
-    if path.is_empty() {
-        return Err("expected a file path: envfile:/path/to/file#KEY".into());
-    }
+    let (path, key) = super::split_file_reference(rest, false, "envfile:/path/to/file#KEY")?;
     check_locator(&key)?;
-    Ok((Config { path: PathBuf::from(path), follow_symlinks: false }, key))
+    Ok((Config { path, follow_symlinks: false }, key))
 }
 
 pub struct EnvFile {

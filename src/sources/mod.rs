@@ -118,6 +118,32 @@ pub trait Backend: Send + Sync {
     }
 }
 
+/// Checks that `key` only holds characters a dotenv key may have (letters,
+/// digits, `_`, `.`, `-`); `*` and empty locators are the caller's to allow.
+pub(crate) fn check_dotenv_key(key: &str) -> Result<(), String> {
+    match key.chars().find(|&c| !(c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-')) {
+        Some(bad) => Err(format!("{bad:?} cannot appear in a dotenv key")),
+        None => Ok(()),
+    }
+}
+
+/// Splits the bare reference of a file backend, `PATH#LOCATOR`, at the
+/// first `#` (sops paths may hold `#` in escaped keys) or the last one (a
+/// dotenv key never holds `#`). Without `#`, the locator is `*`. `example`
+/// shows the expected form in the error.
+pub(crate) fn split_file_reference(
+    rest: &str,
+    at_first_hash: bool,
+    example: &str,
+) -> Result<(std::path::PathBuf, String), String> {
+    let split = if at_first_hash { rest.split_once('#') } else { rest.rsplit_once('#') };
+    let (path, locator) = split.unwrap_or((rest, "*"));
+    if path.is_empty() {
+        return Err(format!("expected a file path: {example}"));
+    }
+    Ok((std::path::PathBuf::from(path), locator.to_owned()))
+}
+
 /// The backend types, as written in `type = "..."` and bare references.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Kind {

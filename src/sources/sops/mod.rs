@@ -157,15 +157,9 @@ pub fn check_locator(locator: &str) -> Result<(), String> {
 }
 
 pub fn adhoc(rest: &str) -> Result<(Config, String), String> {
-    let (path, loc) = match rest.split_once('#') {
-        Some((p, l)) => (p, l.to_owned()),
-        None => (rest, "*".to_owned()),
-    };
-    if path.is_empty() {
-        return Err("expected a file path: sops:/path/to/file.enc.yaml#a.b".into());
-    }
+    let (path, loc) = super::split_file_reference(rest, true, "sops:/path/to/file.enc.yaml#a.b")?;
     check_locator(&loc)?;
-    Ok((Config { path: PathBuf::from(path), format: None, identity_file: None, follow_symlinks: false }, loc))
+    Ok((Config { path, format: None, identity_file: None, follow_symlinks: false }, loc))
 }
 
 fn describe_path(loc: &Locator, upto: usize) -> String {

@@ -23,7 +23,8 @@ command -v ssh-keygen >/dev/null 2>&1 || need_apt+=(openssh-client)
 # Supervise tests: unshare (PID-namespace tests) and script (a pseudo-terminal).
 command -v unshare >/dev/null 2>&1 || need_apt+=(util-linux)
 command -v script >/dev/null 2>&1 || need_apt+=(bsdutils)
-# The Azure Key Vault test server's CA and certificate are made with openssl.
+# openssl: the Azure Key Vault test server's CA and certificate; the vault tests'
+# JWT key pair, client CA and client certificates.
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 # systemd-analyze verify checks the shipped units; it works without systemd as PID 1.
 command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)

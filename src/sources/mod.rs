@@ -23,6 +23,7 @@ pub mod age;
 pub mod azure;
 pub mod envfile;
 pub mod sops;
+pub mod vault;
 
 /// What a backend returns for one locator.
 pub enum Fetched {
@@ -151,10 +152,12 @@ pub enum Kind {
     Age,
     Sops,
     AzureKeyVault,
+    Vault,
 }
 
 impl Kind {
-    pub const ALL: &'static [Kind] = &[Kind::Envfile, Kind::Age, Kind::Sops, Kind::AzureKeyVault];
+    pub const ALL: &'static [Kind] =
+        &[Kind::Envfile, Kind::Age, Kind::Sops, Kind::AzureKeyVault, Kind::Vault];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -162,6 +165,7 @@ impl Kind {
             Kind::Age => "age",
             Kind::Sops => "sops",
             Kind::AzureKeyVault => "azure-keyvault",
+            Kind::Vault => "vault",
         }
     }
 
@@ -176,6 +180,7 @@ impl Kind {
             Kind::Age => age::check_locator(locator),
             Kind::Sops => sops::check_locator(locator),
             Kind::AzureKeyVault => azure::check_locator(locator),
+            Kind::Vault => vault::check_locator(locator),
         }
     }
 
@@ -187,6 +192,7 @@ impl Kind {
             Kind::Age => age::adhoc(rest).map(|(c, l)| (SourceConfig::Age(c), l)),
             Kind::Sops => sops::adhoc(rest).map(|(c, l)| (SourceConfig::Sops(c), l)),
             Kind::AzureKeyVault => azure::adhoc(rest).map(|(c, l)| (SourceConfig::AzureKeyVault(c), l)),
+            Kind::Vault => vault::adhoc(rest).map(|(c, l)| (SourceConfig::Vault(Box::new(c)), l)),
         }
     }
 }
@@ -198,6 +204,8 @@ pub enum SourceConfig {
     Age(age::Config),
     Sops(sops::Config),
     AzureKeyVault(azure::Config),
+    /// Boxed: far larger than the other variants.
+    Vault(Box<vault::Config>),
 }
 
 /// A key of a `[sources.NAME]` table that the backend does not know.
@@ -219,6 +227,7 @@ impl SourceConfig {
             Kind::Age => SourceConfig::Age(serde_ignored::deserialize(d, &mut cb)?),
             Kind::Sops => SourceConfig::Sops(serde_ignored::deserialize(d, &mut cb)?),
             Kind::AzureKeyVault => SourceConfig::AzureKeyVault(serde_ignored::deserialize(d, &mut cb)?),
+            Kind::Vault => SourceConfig::Vault(Box::new(serde_ignored::deserialize(d, &mut cb)?)),
         })
     }
 
@@ -229,6 +238,7 @@ impl SourceConfig {
             SourceConfig::Age(c) => c.rebase(base),
             SourceConfig::Sops(c) => c.rebase(base),
             SourceConfig::AzureKeyVault(c) => c.rebase(base),
+            SourceConfig::Vault(c) => c.rebase(base),
         }
     }
 
@@ -238,6 +248,7 @@ impl SourceConfig {
             SourceConfig::Age(_) => Kind::Age,
             SourceConfig::Sops(_) => Kind::Sops,
             SourceConfig::AzureKeyVault(_) => Kind::AzureKeyVault,
+            SourceConfig::Vault(_) => Kind::Vault,
         }
     }
 
@@ -245,7 +256,10 @@ impl SourceConfig {
     /// (an inline token): the mapping then gets the strict permission check.
     pub fn holds_inline_credential(&self) -> bool {
         match self {
-            SourceConfig::Envfile(_) | SourceConfig::Age(_) | SourceConfig::Sops(_) => false,
+            SourceConfig::Envfile(_)
+            | SourceConfig::Age(_)
+            | SourceConfig::Sops(_)
+            | SourceConfig::Vault(_) => false,
             // Only file paths and ids: a client secret inline is not accepted.
             SourceConfig::AzureKeyVault(_) => false,
         }
@@ -259,6 +273,7 @@ impl SourceConfig {
             SourceConfig::Age(c) => Ok(Box::new(age::AgeFile::new(name, c.clone()))),
             SourceConfig::Sops(c) => Ok(Box::new(sops::SopsFile::new(name, c.clone()))),
             SourceConfig::AzureKeyVault(c) => Ok(Box::new(azure::KeyVault::open(name, c)?)),
+            SourceConfig::Vault(c) => Ok(Box::new(vault::Vault::open(name, c)?)),
         }
     }
 }

@@ -12,3 +12,4 @@ mod manpage;
 mod security;
 mod sops;
 mod supervise;
+mod vault;

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod azure_kv;
+pub mod openbao;
 
 use std::ffi::OsStr;
 use std::os::unix::fs::PermissionsExt;

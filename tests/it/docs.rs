@@ -246,6 +246,110 @@ fn every_example_in_the_docs_loads_or_runs() {
     assert!(problems.is_empty(), "{} problem(s) in the docs:\n\n{}", problems.len(), problems.join("\n\n"));
 }
 
+/// Lines outside fenced code blocks, with inline code spans blanked out.
+fn prose(text: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    let mut fence: Option<(char, usize)> = None;
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim_start_matches(' ');
+        let c = line.chars().next().filter(|c| *c == '`' || *c == '~');
+        let run = c.map_or(0, |c| line.chars().take_while(|x| *x == c).count());
+        match fence {
+            Some((fc, len)) => {
+                if c == Some(fc) && run >= len && line[run..].trim().is_empty() {
+                    fence = None;
+                }
+            }
+            None if run >= 3 && !(c == Some('`') && line[run..].contains('`')) => fence = c.map(|c| (c, run)),
+            None => {
+                let mut kept = String::new();
+                for (j, part) in raw.split('`').enumerate() {
+                    kept.push_str(if j % 2 == 0 { part } else { "" });
+                }
+                out.push((i + 1, kept));
+            }
+        }
+    }
+    out
+}
+
+/// GitHub's anchor for a heading: lower case, punctuation dropped, spaces to `-`.
+fn slug(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || *c == ' ' || *c == '-' || *c == '_')
+        .map(|c| if c == ' ' { '-' } else { c })
+        .collect()
+}
+
+fn anchors(text: &str) -> Vec<String> {
+    let mut seen: Vec<String> = Vec::new();
+    let mut out = Vec::new();
+    for (_, line) in prose(&text.replace('`', "")) {
+        if let Some(h) = line.strip_prefix('#') {
+            let base = slug(h.trim_start_matches('#'));
+            let n = seen.iter().filter(|s| **s == base).count();
+            seen.push(base.clone());
+            out.push(if n == 0 { base } else { format!("{base}-{n}") });
+        }
+    }
+    out
+}
+
+/// Relative link targets of a page: `(line, target)`.
+fn links(text: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    for (line_no, line) in prose(text) {
+        let mut rest = line.as_str();
+        while let Some(at) = rest.find("](") {
+            rest = &rest[at + 2..];
+            let Some(end) = rest.find(')') else { break };
+            let target = rest[..end].split_whitespace().next().unwrap_or_default();
+            if !target.contains("://") && !target.starts_with("mailto:") && !target.is_empty() {
+                out.push((line_no, target.to_owned()));
+            }
+            rest = &rest[end..];
+        }
+    }
+    out
+}
+
+#[test]
+fn links_between_pages_resolve() {
+    let mut problems = Vec::new();
+    for page in pages() {
+        let text = std::fs::read_to_string(&page).unwrap();
+        for (line, target) in links(&text) {
+            let (file, anchor) = target.split_once('#').unwrap_or((&target, ""));
+            let dest = if file.is_empty() { page.clone() } else { page.parent().unwrap().join(file) };
+            if !dest.exists() {
+                problems.push(format!("{}:{line}: {target}: {} does not exist", rel(&page), rel(&dest)));
+                continue;
+            }
+            if !anchor.is_empty() && dest.extension().is_some_and(|x| x == "md") {
+                let known = anchors(&std::fs::read_to_string(&dest).unwrap());
+                if !known.iter().any(|a| a == anchor) {
+                    problems.push(format!(
+                        "{}:{line}: {target}: no heading #{anchor} in {}",
+                        rel(&page),
+                        rel(&dest)
+                    ));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "broken links:\n{}", problems.join("\n"));
+}
+
+#[test]
+fn link_and_anchor_extraction() {
+    let md = "# Title\n## A `code` heading: x\n## Title\n[a](b.md#c) `[no](x.md)` [web](https://x.y) [self](#title-1)\n```\n[in](code.md)\n```\n";
+    assert_eq!(links(md), [(4, "b.md#c".to_owned()), (4, "#title-1".to_owned())]);
+    assert_eq!(anchors(md), ["title", "a-code-heading-x", "title-1"]);
+}
+
 #[test]
 fn fences_attributes_and_reasons_are_read_as_documented() {
     let md = "\

@@ -368,3 +368,45 @@ fn ci_example_runs_the_shipped_check_script() {
     let script = "deploy/gitops/secretexec-ci-check.sh";
     assert!(text.contains(script) && repo().join(script).exists());
 }
+
+/// Every mapping shipped with the deployment files: standalone
+/// `*.toml` files and `secretexec.toml` keys of Kubernetes ConfigMaps.
+fn shipped_mappings() -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for dir in ["systemd", "deploy/docker"] {
+        for file in shipped(dir, &[".toml"]) {
+            out.push((file.display().to_string(), std::fs::read_to_string(&file).unwrap()));
+        }
+    }
+    for file in kubernetes_manifests() {
+        for doc in yaml_docs(&file) {
+            if doc["kind"].as_str() == Some("ConfigMap")
+                && let Some(text) = doc["data"]["secretexec.toml"].as_str()
+            {
+                out.push((
+                    format!(
+                        "{} (ConfigMap {})",
+                        file.display(),
+                        doc["metadata"]["name"].as_str().unwrap_or("?")
+                    ),
+                    text.to_owned(),
+                ));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn every_shipped_mapping_loads() {
+    let mappings = shipped_mappings();
+    assert!(mappings.len() >= 4, "{:?}", mappings.iter().map(|m| &m.0).collect::<Vec<_>>());
+    for (name, text) in mappings {
+        let config = secretexec::config::parse(&text).unwrap_or_else(|ps| {
+            panic!("{name}:\n{}", ps.iter().map(|p| format!("  {p}\n")).collect::<String>())
+        });
+        secretexec::plan::build(Some(config), &Default::default()).unwrap_or_else(|ps| {
+            panic!("{name}:\n{}", ps.iter().map(|p| format!("  {p}\n")).collect::<String>())
+        });
+    }
+}

@@ -43,16 +43,33 @@ fn extra_sections() -> String {
     item(&mut r, "SECRETEXEC_CONFIG", "The mapping file when --config is not given.");
     item(
         &mut r,
-        "VAULT_*, AZURE_*, SOPS_AGE_KEY*",
-        "Each backend reads its standard variables for addresses and bootstrap credentials; \
-         the ones it used are removed from the child's environment unless pass_credentials = true. \
-         See the backend pages under docs/.",
+        "VAULT_ADDR, VAULT_TOKEN, VAULT_NAMESPACE, VAULT_CACERT, VAULT_CLIENT_CERT, VAULT_CLIENT_KEY, VAULT_SKIP_VERIFY",
+        "Defaults of vault sources (BAO_* equivalents too; VAULT_* wins). See docs/vault.md.",
+    );
+    item(
+        &mut r,
+        "AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET, AZURE_FEDERATED_TOKEN_FILE, AZURE_AUTHORITY_HOST, IDENTITY_ENDPOINT, IDENTITY_HEADER",
+        "The Azure credential chain of azure-keyvault sources. See docs/azure.md.",
+    );
+    item(
+        &mut r,
+        "SOPS_AGE_KEY_FILE, SOPS_AGE_KEY, SOPS_AGE_SSH_PRIVATE_KEY_FILE",
+        "age identities of sops and age sources without identity_file. See docs/sops.md and docs/age.md.",
     );
     item(
         &mut r,
         "CREDENTIALS_DIRECTORY",
-        "Set by systemd's LoadCredential=; credential files in it can be named in the mapping.",
+        "Set by systemd's LoadCredential=; Vault AppRole reads role_id and secret_id from it by default.",
     );
+    item(
+        &mut r,
+        "RUNTIME_DIRECTORY, XDG_RUNTIME_DIR",
+        "Where supervise keeps replaceable as = \"file\" secrets for on_change = \"signal:...\".",
+    );
+    r.control("PP", []).text([roman(
+        "Bootstrap credentials a source used (VAULT_TOKEN, AZURE_CLIENT_SECRET, SOPS_AGE_KEY, ...) are removed \
+         from the child's environment unless the mapping sets pass_credentials = true.",
+    )]);
     r.control("SH", ["FILES"]);
     item(&mut r, "./secretexec.toml", "The mapping, if --config and SECRETEXEC_CONFIG are not given.");
     item(&mut r, "/etc/secretexec/secretexec.toml", "The mapping, if none of the above exists.");

@@ -15,6 +15,7 @@
 //! | `toml ignore: REASON`          | skipped; the reason is required                     |
 //! | `sh` / `bash` / `shell` / `console` | run with bash -eu -o pipefail, must exit 0     |
 //! | `sh no-run: REASON`            | not run; the reason is required                     |
+//! | `sh needs-openbao`             | run with the suite's OpenBao dev server: `VAULT_ADDR`, `VAULT_TOKEN` (root) set, `bao` on PATH |
 //!
 //! The runnable snippets of one page share one fresh directory and run in
 //! page order, like a terminal session following the page: HOME is that
@@ -176,8 +177,8 @@ fn run_shell(page: &Path, blocks: &[&Block], problems: &mut Vec<String>) {
     )
     .expect("PATH entries never contain ':'");
     for block in blocks {
-        let out = Command::new("bash")
-            .args(["-eu", "-o", "pipefail", "-c", &block.body])
+        let mut cmd = Command::new("bash");
+        cmd.args(["-eu", "-o", "pipefail", "-c", &block.body])
             .current_dir(dir.path())
             .env_clear()
             .env("PATH", &path)
@@ -185,9 +186,17 @@ fn run_shell(page: &Path, blocks: &[&Block], problems: &mut Vec<String>) {
             .env("TMPDIR", dir.path())
             .env("LANG", "C.UTF-8")
             .env("SECRETEXEC_REPO", repo())
-            .stdin(std::process::Stdio::null())
-            .output()
-            .expect("run bash");
+            .stdin(std::process::Stdio::null());
+        if block.has("needs-openbao") {
+            // The test suite's OpenBao dev server (KV v2 at secret/), its
+            // root token, and the bao CLI on PATH.
+            let bao = crate::support::openbao::shared();
+            let bao_dir = tool("bao").parent().expect("a tool path has a directory").to_owned();
+            let with_bao = std::env::join_paths(std::iter::once(bao_dir).chain(std::env::split_paths(&path)))
+                .expect("PATH entries never contain ':'");
+            cmd.env("PATH", with_bao).env("VAULT_ADDR", &bao.addr).env("VAULT_TOKEN", &bao.root);
+        }
+        let out = cmd.output().expect("run bash");
         if !out.status.success() {
             problems.push(format!(
                 "{}:{}: the snippet failed ({}); if it cannot run here, mark it `{} no-run: REASON` ({MARKING})\n--- snippet\n{}--- stdout\n{}--- stderr\n{}",

@@ -430,3 +430,83 @@ fn toml_checks_tell_a_fragment_from_a_broken_mapping() {
     assert!(check_toml(&block(&[], None, profile)).is_err(), "every profile is bound");
     assert!(check_toml(&block(&["ignore"], Some("why"), "x")).is_ok());
 }
+
+/// The first column (backticks removed) of a markdown table in `page`: the
+/// table containing the first line that contains `marker`, or the first
+/// table after it.
+fn table_fields(page: &str, marker: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(repo().join(page)).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let at =
+        lines.iter().position(|l| l.contains(marker)).unwrap_or_else(|| panic!("{page} has no {marker:?}"));
+    let mut start = at;
+    while start > 0 && lines[start - 1].starts_with('|') && lines[start].starts_with('|') {
+        start -= 1;
+    }
+    lines[start..]
+        .iter()
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'))
+        .skip(2) // header and separator
+        .filter_map(|l| l.split('|').nth(1))
+        .map(|cell| cell.trim().trim_matches('`').to_owned())
+        .collect()
+}
+
+fn keys(v: &serde_json::Value) -> Vec<String> {
+    let mut k: Vec<String> = v.as_object().expect("an object").keys().cloned().collect();
+    k.sort();
+    k
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+#[test]
+fn check_json_fields_are_the_documented_ones() {
+    let t = TestDir::new();
+    t.secret_file("app.env", "A=1\nB=2\n");
+    t.file(
+        "secretexec.toml",
+        "[sources.local]\ntype = \"envfile\"\npath = \"app.env\"\n[env]\nA = \"local:A\"\nMISSING = \"local:NOPE\"\nOPT = { ref = \"local:NOPE\", optional = true }\n[profiles.p]\nenv.A = \"local:B\"\n",
+    );
+    let r = secretexec().current_dir(t.path()).args(["-p", "p", "check", "--json"]).run();
+    r.assert_code(1);
+    let doc: serde_json::Value = serde_json::from_str(&r.stdout).expect("check --json prints JSON");
+    assert_eq!(keys(&doc), sorted(table_fields("docs/check-json.md", "| `schema` |")));
+    let variables = doc["variables"].as_array().unwrap();
+    let statuses: Vec<&str> = variables.iter().filter_map(|v| v["status"].as_str()).collect();
+    for s in ["ok", "error", "missing-optional", "overridden"] {
+        assert!(statuses.contains(&s), "the fixture covers status {s}: {statuses:?}");
+    }
+    let documented = sorted(table_fields("docs/check-json.md", "Each entry of `variables`:"));
+    for v in variables {
+        assert_eq!(keys(v), documented, "variables[] fields");
+    }
+    let documented = sorted(table_fields("docs/check-json.md", "Each entry of `sources`:"));
+    for s in doc["sources"].as_array().unwrap() {
+        assert_eq!(keys(s), documented, "sources[] fields");
+    }
+    assert_eq!(doc["schema"], secretexec::check::SCHEMA);
+}
+
+#[test]
+fn json_log_fields_are_the_documented_ones() {
+    let t = TestDir::new();
+    t.secret_file("app.env", "A=1\n");
+    let r = secretexec()
+        .current_dir(t.path())
+        .args(["-vvv", "--log-format", "json", "-e", "A=envfile:app.env#A", "--", "true"])
+        .run();
+    r.assert_code(0);
+    let documented = sorted(table_fields("docs/logging.md", "| `ts` |"));
+    let mut lines = 0;
+    for line in r.stderr.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+        assert_eq!(keys(&v), documented, "{line}");
+        lines += 1;
+    }
+    assert!(lines > 0, "-vvv logs something");
+}

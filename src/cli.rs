@@ -16,10 +16,10 @@ Examples:
   secretexec check --json
   secretexec render --format dotenv --output /run/app/app.env
 
-Exit codes: the command's own (supervise: 128+N if signal N killed it); 125 secretexec failed (config, a required
-secret, a permission check, auth); 126 command not executable; 127 command
-not found. `check`: 0 all required secrets resolve, 1 some do not, 125 usage
-or config error.";
+Exit codes: the command's own (supervise: 128+N if signal N killed it);
+125 secretexec failed (config, a required secret, a permission check, auth);
+126 command not executable; 127 command not found. `check`: 0 all required
+secrets resolve, 1 some do not, 125 usage or config error.";
 
 /// Puts secrets from external stores into a program's environment, then execs it.
 ///
@@ -35,7 +35,10 @@ or config error.";
     subcommand_negates_reqs = true,
     max_term_width = 100,
     subcommand_value_name = "SUBCOMMAND",
-    override_usage = "secretexec [OPTIONS] [--] COMMAND [ARGS]...\n       secretexec check [OPTIONS] [--json]\n       secretexec render [OPTIONS] --format FORMAT [--output FILE]"
+    override_usage = "secretexec [OPTIONS] [--] COMMAND [ARGS]...\n       \
+                      secretexec supervise [OPTIONS] [--] COMMAND [ARGS]...\n       \
+                      secretexec check [OPTIONS] [--json]\n       \
+                      secretexec render [OPTIONS] --format FORMAT [--output FILE]"
 )]
 pub struct Cli {
     #[command(flatten)]

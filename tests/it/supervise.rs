@@ -724,3 +724,56 @@ fn sigpipe_is_at_its_default_action_in_both_modes() {
     let sup = secretexec().arg("-c").arg(&config).arg("supervise").args(script).run();
     sup.assert_code(128 + libc::SIGPIPE);
 }
+
+/// Rotation against the real OpenBao server: `bao kv put` changes the value,
+/// the child is restarted with it; the bootstrap token never reaches the child.
+#[test]
+fn rotation_with_openbao_restarts_after_kv_put() {
+    use crate::support::openbao::shared;
+    let bao = shared();
+    let m = bao.kv_mount("rotate", 2);
+    bao.put(&format!("{m}/app"), &[("k", &format!("{CANARY}-one"))]);
+    let t = TestDir::new();
+    let config = t.file(
+        "secretexec.toml",
+        format!(
+            "[sources.v]\ntype = \"vault\"\naddress = \"{}\"\n[env]\nA = \"v:{m}/app#k\"\n[supervise]\nwatch = \"100ms\"\n",
+            bao.addr
+        ),
+    );
+    let mut cmd = secretexec()
+        .env("VAULT_TOKEN", &bao.root)
+        .env("HOME", t.path())
+        .arg("-c")
+        .arg(&config)
+        .args(["-vvv", "supervise", "--"])
+        .command();
+    cmd.arg("python3").arg(sigecho()).args([
+        "--print-env",
+        "A",
+        "--print-env",
+        "VAULT_TOKEN",
+        "--exit-on",
+        "TERM",
+        "0",
+    ]);
+    let mut s = Supervised::spawn(cmd);
+    s.expect(&format!("env A={CANARY}-one"));
+    assert_eq!(s.until("env VAULT_TOKEN="), "<unset>", "the bootstrap token is scrubbed from the child");
+    let (first, _) = s.ready();
+    // Several polls with nothing changed: no restart.
+    for _ in 0..3 {
+        s.log_line("no value changed");
+    }
+    bao.put(&format!("{m}/app"), &[("k", &format!("{CANARY}-two"))]);
+    s.expect("got SIGTERM");
+    assert_eq!(s.until("env A="), format!("{CANARY}-two"));
+    let (second, _) = s.ready();
+    assert_ne!(first, second);
+    s.signal(libc::SIGTERM);
+    s.expect("got SIGTERM");
+    let (code, _, err) = s.finish();
+    assert_eq!(code, 0);
+    let log = err.join("\n");
+    assert!(!log.contains(CANARY) && !log.contains(&bao.root), "a value or the token leaked: {log}");
+}

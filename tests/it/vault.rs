@@ -1004,7 +1004,9 @@ fn kubernetes_login_against_a_token_review_stand_in() {
             .to_string(),
     );
     let t = TestDir::new();
-    t.secret_file("sa-token", &jwt);
+    // The way kubelet projects it: 0644, root-owned, behind a `..data` symlink.
+    t.file_with_mode("..data/token", &jwt, 0o644);
+    std::os::unix::fs::symlink("..data/token", t.join("sa-token")).unwrap();
     t.file(
         "secretexec.toml",
         format!(
@@ -1021,6 +1023,11 @@ fn kubernetes_login_against_a_token_review_stand_in() {
     r.assert_code(0).assert_no_canary(&jwt);
     assert_eq!(r.stdout, "via-kubernetes");
     assert_eq!(live_login_tokens(bao, &mount), 0);
+    // A token others could rewrite is still refused.
+    std::fs::set_permissions(t.join("..data/token"), std::os::unix::fs::PermissionsExt::from_mode(0o666))
+        .unwrap();
+    let r = secretexec().env("HOME", home.path()).current_dir(t.path()).args(print_vars(&["K"])).run();
+    r.assert_code(125).assert_stderr_contains("jwt_file").assert_no_canary(&jwt);
 }
 
 #[test]

@@ -184,7 +184,18 @@ pub fn obtain(
                 (None, AuthMethod::Kubernetes) => PathBuf::from(K8S_JWT),
                 (None, _) => return Err(need("jwt_file")),
             };
-            let jwt = Secret::from_string(text(&read_cred(&file, follow, "jwt_file")?, "jwt_file")?);
+            let raw = if cfg.method == AuthMethod::Kubernetes {
+                // kubelet writes projected service-account tokens 0644, root-owned,
+                // behind symlinks; they are audience-bound and expire within hours.
+                // Same relaxed check as Azure workload identity.
+                let s = fsperm::read_projected_token(&file)
+                    .map_err(|e| FetchError::new(FailKind::Local, format!("jwt_file: {e}")))?;
+                crate::redact::register_bytes(trimmed(s.expose()));
+                s
+            } else {
+                read_cred(&file, follow, "jwt_file")?
+            };
+            let jwt = Secret::from_string(text(&raw, "jwt_file")?);
             Body::new(&mount, "login", json!({"role": role, "jwt": as_str(&jwt)}))
         }
         AuthMethod::Userpass => {

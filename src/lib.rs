@@ -19,6 +19,7 @@ pub mod http;
 pub mod launch;
 pub mod log;
 pub mod plan;
+pub mod pool;
 pub mod redact;
 pub mod reference;
 pub mod render;

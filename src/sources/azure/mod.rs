@@ -22,7 +22,6 @@
 mod credential;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -711,35 +710,6 @@ impl Classify for serde_json::Error {
     }
 }
 
-/// Runs `f` on every item with at most `n` in flight; results in input order.
-fn pool<T: Sync, R: Send>(n: usize, items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    if n <= 1 || items.len() <= 1 {
-        return items.iter().map(&f).collect();
-    }
-    let next = AtomicUsize::new(0);
-    let slots: Vec<Mutex<Option<R>>> = items.iter().map(|_| Mutex::new(None)).collect();
-    std::thread::scope(|s| {
-        for _ in 0..n.min(items.len()) {
-            s.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(item) = items.get(i) else { break };
-                    let r = f(item);
-                    *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
-                }
-            });
-        }
-    });
-    slots
-        .into_iter()
-        .map(|m| {
-            m.into_inner()
-                .unwrap_or_else(|e| e.into_inner())
-                .expect("every slot is filled before the scope ends")
-        })
-        .collect()
-}
-
 impl Backend for KeyVault {
     fn fetch(&self, ctx: &Context, locators: &[&str]) -> Vec<Result<Fetched, FetchError>> {
         let deadline = ctx.deadline;
@@ -773,7 +743,7 @@ impl Backend for KeyVault {
             self.vault.origin,
             self.concurrency
         );
-        let values = pool(self.concurrency, &reads, |r| self.read_secret(r, deadline));
+        let values = crate::pool::bounded(&reads, self.concurrency, |r| self.read_secret(r, deadline));
         let value_of = |r: &Read| -> Result<Secret, FetchError> {
             let i = reads.iter().position(|x| x == r).expect("every read was queued");
             values[i].clone()

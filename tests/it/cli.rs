@@ -532,3 +532,17 @@ fn child_gets_the_original_core_limit_back() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "4096");
 }
+
+#[test]
+fn bare_references_in_the_mapping_are_relative_to_it() {
+    let t = TestDir::new();
+    t.secret_file("conf/app.env", "A=next-to-the-mapping\n");
+    t.secret_file("app.env", "A=in-the-current-directory\n");
+    let mapping = t.file("conf/secretexec.toml", "[env]\nA = \"envfile:app.env#A\"\n");
+    let r = in_dir(&t).arg("-c").arg(&mapping).args(["--", "sh", "-c", "printf %s \"$A\""]).run();
+    r.assert_code(0);
+    assert_eq!(r.stdout, "next-to-the-mapping");
+    // On the command line, relative to the current directory.
+    let r = in_dir(&t).args(["-e", "B=envfile:app.env#A", "--", "sh", "-c", "printf %s \"$B\""]).run();
+    assert_eq!(r.stdout, "in-the-current-directory");
+}

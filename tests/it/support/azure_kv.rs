@@ -45,10 +45,20 @@ pub struct Pki {
     key: PathBuf,
 }
 
+static PKI: OnceLock<Pki> = OnceLock::new();
+
+/// Statics are never dropped: remove the CA directory when the process exits.
+extern "C" fn remove_pki() {
+    if let Some(p) = PKI.get() {
+        let _ = std::fs::remove_dir_all(p._dir.path());
+    }
+}
+
 /// The test CA (PEM) that signs the server's certificate.
 pub fn pki() -> &'static Pki {
-    static PKI: OnceLock<Pki> = OnceLock::new();
     PKI.get_or_init(|| {
+        // SAFETY: registers a plain extern "C" function with no arguments.
+        unsafe { libc::atexit(remove_pki) };
         let dir = tempfile::tempdir().expect("temp dir");
         let d = dir.path();
         // Self-contained (no crate::support) so examples/azure_kv_server.rs can include this file.

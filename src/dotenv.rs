@@ -60,10 +60,15 @@ pub fn parse(input: &[u8]) -> Result<Vec<(String, Secret)>, ParseError> {
     }
     let mut p = Parser { s: &text, pos: 0, line: 1 };
     let mut out: Vec<(String, Secret)> = Vec::new();
+    // Key -> position in `out`: large files stay linear.
+    let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     while let Some((key, value)) = p.entry()? {
-        match out.iter_mut().find(|(k, _)| *k == key) {
-            Some(slot) => slot.1 = value,
-            None => out.push((key, value)),
+        match index.get(&key) {
+            Some(&i) => out[i].1 = value,
+            None => {
+                index.insert(key.clone(), out.len());
+                out.push((key, value));
+            }
         }
     }
     Ok(out)

@@ -78,10 +78,16 @@ pub fn assemble<'a>(
         }
         vars.push((k, Item::Inherited(v)));
     }
+    // Name -> position in `vars`: a thousand variables stay linear.
+    let mut index: std::collections::HashMap<OsString, usize> =
+        vars.iter().enumerate().map(|(i, (k, _))| (k.clone(), i)).collect();
     for (name, value) in res.values() {
-        match vars.iter_mut().find(|(k, _)| k.as_bytes() == name.as_bytes()) {
-            Some(slot) => slot.1 = Item::Resolved(value),
-            None => vars.push((OsString::from(name), Item::Resolved(value))),
+        match index.get(std::ffi::OsStr::new(name)) {
+            Some(&i) => vars[i].1 = Item::Resolved(value),
+            None => {
+                index.insert(OsString::from(name), vars.len());
+                vars.push((OsString::from(name), Item::Resolved(value)));
+            }
         }
     }
     vars

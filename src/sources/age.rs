@@ -37,10 +37,14 @@ impl OneOrMany {
         }
     }
 
-    pub fn paths_mut(&mut self) -> &mut [PathBuf] {
-        match self {
+    /// Makes relative paths relative to `base` (the mapping's directory).
+    pub fn rebase(&mut self, base: &Path) {
+        let paths = match self {
             OneOrMany::One(p) => std::slice::from_mut(p),
             OneOrMany::Many(v) => v,
+        };
+        for p in paths {
+            *p = base.join(&*p);
         }
     }
 }
@@ -64,9 +68,7 @@ impl Config {
     pub fn rebase(&mut self, base: &Path) {
         self.path = base.join(&self.path);
         if let Some(ids) = &mut self.identity_file {
-            for p in ids.paths_mut() {
-                *p = base.join(&*p);
-            }
+            ids.rebase(base);
         }
         if let Some(p) = &mut self.passphrase_file {
             *p = base.join(&*p);
@@ -420,16 +422,7 @@ impl Backend for AgeFile {
                     Ok(e) => e,
                     Err(e) => return Err(e.clone()),
                 };
-                if loc == "*" {
-                    return Ok(Fetched::Many(entries.to_vec()));
-                }
-                match entries.iter().find(|(k, _)| k == loc) {
-                    Some((_, v)) => Ok(Fetched::One(v.clone())),
-                    None => Err(FetchError::new(
-                        FailKind::NotFound,
-                        format!("key {loc} not found in {} ({} keys)", path.display(), entries.len()),
-                    )),
-                }
+                super::answer_from_dotenv(entries, loc, path)
             })
             .collect()
     }

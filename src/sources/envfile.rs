@@ -59,21 +59,7 @@ impl Backend for EnvFile {
             Ok(e) => e,
             Err(e) => return locators.iter().map(|_| Err(e.clone())).collect(),
         };
-        locators
-            .iter()
-            .map(|&loc| {
-                if loc == "*" {
-                    return Ok(Fetched::Many(entries.iter().map(|(k, v)| (k.clone(), v.clone())).collect()));
-                }
-                match entries.iter().find(|(k, _)| k == loc) {
-                    Some((_, v)) => Ok(Fetched::One(v.clone())),
-                    None => Err(FetchError::new(
-                        FailKind::NotFound,
-                        format!("key {loc} not found in {} ({} keys)", path.display(), entries.len()),
-                    )),
-                }
-            })
-            .collect()
+        locators.iter().map(|&loc| super::answer_from_dotenv(&entries, loc, path)).collect()
     }
 
     fn describe(&self) -> Option<String> {

@@ -145,6 +145,25 @@ pub(crate) fn split_file_reference(
     Ok((std::path::PathBuf::from(path), locator.to_owned()))
 }
 
+/// Answers one locator from the entries of a dotenv document read from
+/// `path`: `*` is every entry, anything else one key.
+pub(crate) fn answer_from_dotenv(
+    entries: &[(String, Secret)],
+    locator: &str,
+    path: &std::path::Path,
+) -> Result<Fetched, FetchError> {
+    if locator == "*" {
+        return Ok(Fetched::Many(entries.to_vec()));
+    }
+    match entries.iter().find(|(k, _)| k == locator) {
+        Some((_, v)) => Ok(Fetched::One(v.clone())),
+        None => Err(FetchError::new(
+            FailKind::NotFound,
+            format!("key {locator} not found in {} ({} keys)", path.display(), entries.len()),
+        )),
+    }
+}
+
 /// The backend types, as written in `type = "..."` and bare references.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Kind {

@@ -53,9 +53,7 @@ impl Config {
     pub fn rebase(&mut self, base: &Path) {
         self.path = base.join(&self.path);
         if let Some(ids) = &mut self.identity_file {
-            for p in ids.paths_mut() {
-                *p = base.join(&*p);
-            }
+            ids.rebase(base);
         }
     }
 

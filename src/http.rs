@@ -62,7 +62,38 @@ pub fn agent(settings: &HttpSettings) -> Result<ureq::Agent, String> {
         .max_idle_connections_per_host(settings.pool_per_host.unwrap_or(3))
         .user_agent(concat!("secretexec/", env!("CARGO_PKG_VERSION")))
         .build();
-    Ok(ureq::Agent::new_with_config(config))
+    let connector = ureq::unversioned::transport::DefaultConnector::default();
+    Ok(ureq::Agent::with_parts(config, connector, CachingResolver::default()))
+}
+
+/// Looks each `host:port` up once per agent. ureq's default resolver runs
+/// for every request, before the connection pool is consulted, and on a new
+/// thread whenever a timeout is set: 100 Vault reads cost 100 lookups and
+/// 100 thread starts. A resolve is bounded by its deadline anyway, and a
+/// source lives for one resolve, so a per-agent cache cannot go stale.
+#[derive(Debug, Default)]
+struct CachingResolver {
+    inner: ureq::unversioned::resolver::DefaultResolver,
+    cache:
+        std::sync::Mutex<std::collections::HashMap<String, ureq::unversioned::resolver::ResolvedSocketAddrs>>,
+}
+
+impl ureq::unversioned::resolver::Resolver for CachingResolver {
+    fn resolve(
+        &self,
+        uri: &ureq::http::Uri,
+        config: &ureq::config::Config,
+        timeout: ureq::unversioned::transport::NextTimeout,
+    ) -> Result<ureq::unversioned::resolver::ResolvedSocketAddrs, ureq::Error> {
+        let key =
+            format!("{}://{}", uri.scheme_str().unwrap_or(""), uri.authority().map_or("", |a| a.as_str()));
+        if let Some(hit) = self.cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+            return Ok(hit.clone());
+        }
+        let found = self.inner.resolve(uri, config, timeout)?;
+        self.cache.lock().unwrap_or_else(|e| e.into_inner()).insert(key, found.clone());
+        Ok(found)
+    }
 }
 
 fn read_pem(path: &Path) -> Result<Vec<u8>, String> {

@@ -162,35 +162,12 @@ impl Bao {
 
     /// Runs the bao CLI and returns its output whatever the status.
     pub fn cli_output(&self, token: &str, args: &[&str]) -> std::process::Output {
-        Command::new(tool("bao"))
-            .args(args)
-            .env_clear()
-            .env("BAO_ADDR", &self.addr)
-            .env("BAO_TOKEN", token)
-            .env("HOME", std::env::temp_dir())
-            .stdin(Stdio::null())
-            .output()
-            .expect("run bao")
+        bao_command(&self.addr, token, None).args(args).stdin(Stdio::null()).output().expect("run bao")
     }
 
     /// `bao <args>` with stdin (policies, JSON).
     pub fn cli_stdin(&self, args: &[&str], stdin: &str) -> String {
-        use std::io::Write;
-        let mut child = Command::new(tool("bao"))
-            .args(args)
-            .env_clear()
-            .env("BAO_ADDR", &self.addr)
-            .env("BAO_TOKEN", &self.root)
-            .env("HOME", std::env::temp_dir())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run bao");
-        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "bao {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8(out.stdout).unwrap()
+        run_with_stdin(bao_command(&self.addr, &self.root, None), args, stdin)
     }
 
     /// Enables a KV mount of `version` at a fresh path and returns its name.
@@ -351,23 +328,7 @@ impl TlsBao {
 
     /// The CLI against this server, trusting its CA.
     pub fn cli_stdin(&self, args: &[&str], stdin: &str) -> String {
-        use std::io::Write;
-        let mut child = Command::new(tool("bao"))
-            .args(args)
-            .env_clear()
-            .env("BAO_ADDR", &self.bao.addr)
-            .env("BAO_TOKEN", &self.bao.root)
-            .env("BAO_CACERT", &self.ca)
-            .env("HOME", std::env::temp_dir())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run bao");
-        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "bao {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8(out.stdout).unwrap()
+        run_with_stdin(bao_command(&self.bao.addr, &self.bao.root, Some(&self.ca)), args, stdin)
     }
 }
 
@@ -377,4 +338,30 @@ impl Drop for TlsBao {
         unsafe { libc::kill(self.child.id() as i32, libc::SIGKILL) };
         let _ = self.child.wait();
     }
+}
+
+/// The bao CLI aimed at `addr` with `token`, in a clean environment.
+fn bao_command(addr: &str, token: &str, ca: Option<&Path>) -> Command {
+    let mut cmd = Command::new(tool("bao"));
+    cmd.env_clear().env("BAO_ADDR", addr).env("BAO_TOKEN", token).env("HOME", std::env::temp_dir());
+    if let Some(ca) = ca {
+        cmd.env("BAO_CACERT", ca);
+    }
+    cmd
+}
+
+/// Runs `cmd args` with `stdin` piped in; panics on failure, returns stdout.
+fn run_with_stdin(mut cmd: Command, args: &[&str], stdin: &str) -> String {
+    use std::io::Write;
+    let mut child = cmd
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run bao");
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "bao {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
 }
